@@ -1,0 +1,1 @@
+"""evonorm analysis."""

@@ -1,0 +1,88 @@
+"""Static checks on probe tensors, before any network is built, and functional fingerprints.
+
+The probe is a fixed pseudo-random batch (seeded, CPU, float32) run through the compiled layer
+in training mode. These checks are what the cheapest rejection hook needs: a layer whose output is
+not finite, does not depend on x, or is constant cannot be a useful normalization-activation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+
+from gp.compiler import compile_layer
+from gp.genome import Genome
+
+PROBE_SHAPE = (8, 64, 6, 6)  # (N, C, H, W): 64 channels make 32 groups of 2
+PROBE_SEED = 20200406
+
+
+def probe_inputs(shape: tuple[int, ...] = PROBE_SHAPE, *, count: int = 2) -> list[torch.Tensor]:
+    """``count`` fixed probe batches: shifted, scaled normals like real pre-activations."""
+    g = torch.Generator().manual_seed(PROBE_SEED)
+    out = []
+    for _ in range(count):
+        scale = torch.rand(1, shape[1], 1, 1, generator=g) * 2 + 0.5
+        shift = torch.randn(1, shape[1], 1, 1, generator=g)
+        out.append(torch.randn(shape, generator=g) * scale + shift)
+    return out
+
+
+@torch.no_grad()
+def _outputs(genome: Genome, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    layer = compile_layer(genome, inputs[0].shape[1]).train()
+    # trainable vectors away from their initial values, so that v0 = 0 and v1 = 1 hide nothing
+    g = torch.Generator().manual_seed(PROBE_SEED + 1)
+    layer.v0.copy_(torch.randn(layer.v0.shape, generator=g) * 0.5)
+    layer.v1.copy_(1 + torch.randn(layer.v1.shape, generator=g) * 0.5)
+    return [layer(x) for x in inputs]
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    finite: bool  # every output element finite
+    depends_on_x: bool  # the output changes when x does
+    constant: bool  # the output is (almost) the same everywhere
+    live_nodes: int
+    uses_batch: bool
+
+    @property
+    def problem(self) -> str | None:
+        """Why the layer is hopeless, or None."""
+        if not self.finite:
+            return "output not finite on the probe batch"
+        if not self.depends_on_x:
+            return "output does not depend on x"
+        if self.constant:
+            return "output is constant"
+        return None
+
+
+def probe(genome: Genome, inputs: list[torch.Tensor] | None = None) -> ProbeReport:
+    """Run the static checks on the probe batches (or on ``inputs``, at least two of them)."""
+    inputs = inputs if inputs is not None else probe_inputs()
+    outs = _outputs(genome, inputs)
+    finite = all(bool(torch.isfinite(o).all()) for o in outs)
+    depends = genome.reads_x and not torch.equal(outs[0], outs[1])
+    constant = finite and all(float((o - o.flatten()[0]).abs().max()) <= 1e-6 * (1 + float(o.abs().max()))
+                              for o in outs)
+    return ProbeReport(finite, depends, constant, genome.live_nodes, genome.uses_batch)
+
+
+def fingerprint(genome: Genome, *, digits: int = 4) -> str:
+    """A hash of the layer's outputs on the probe batches, rounded to ``digits`` significant
+    digits, so that two genomes computing the same function (written differently) share it.
+
+    Non-finite outputs hash as such; rounding keeps float nondeterminism from breaking matches.
+    """
+    h = hashlib.sha256()
+    for o in _outputs(genome, probe_inputs()):
+        o = o.double()
+        mag = torch.floor(torch.log10(o.abs().clamp_min(1e-30)))
+        scale = torch.pow(10.0, digits - 1 - mag)
+        rounded = torch.where(torch.isfinite(o), torch.round(o * scale) / scale, o)
+        rounded = torch.where(o.abs() < 1e-12, torch.zeros_like(o), rounded)
+        h.update(rounded.nan_to_num(nan=1.5e308, posinf=1.7e308, neginf=-1.7e308).numpy().tobytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,183 @@
+"""The op table: the one place where the search space's primitives are declared.
+
+Each :class:`Op` carries its name, arity, torch function, printed forms and whether it
+aggregates over the batch. The DEAP primitive set, the genome validator, the compiler, the
+pretty-printer, the CLI and the tests all derive from :data:`OPS`; an op's name appears nowhere
+else in the code.
+
+Guards (every element-wise op is defined on all reals; only overflow is left to the rejection
+protocols, as the paper intends):
+
+- ``div(a, b)`` = a / b', where b' = b when |b| >= GUARD_EPS and b' = ±GUARD_EPS (sign of b, + at 0)
+  otherwise;
+- ``log(a)`` = sign(a)·ln(max(|a|, GUARD_EPS)), 0 at a = 0;
+- ``sqrt(a)`` = sign(a)·sqrt(max(|a|, GUARD_EPS)), 0 at a = 0 with a finite gradient.
+
+Each guard is exact wherever |input| >= GUARD_EPS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from gp import stats
+
+GUARD_EPS = 1e-6
+"""Smallest magnitude a divisor, or the argument of ``log`` and ``sqrt``, is taken to have."""
+
+INPUTS = ("x", "zero", "v0", "v1")
+"""The paper's initial nodes, in graph order: the input, the constant 0 and two trainable
+per-channel vectors (``v0`` initialised to 0, ``v1`` to 1)."""
+
+INPUT_TEXT = {"x": "x", "zero": "0", "v0": "v0", "v1": "v1"}
+INPUT_LATEX = {"x": "x", "zero": "0", "v0": "v_0", "v1": "v_1"}
+
+ATOM = 9
+"""Printing precedence of a form that never needs parentheses."""
+
+
+@dataclass(frozen=True)
+class Format:
+    """One printed form of an op: a ``str.format`` template over its arguments.
+
+    ``prec`` is how tightly the form binds; ``wraps`` says that the template already delimits its
+    arguments (``f(a, b)``, ``\\frac{a}{b}``), so they never need parentheses.
+    """
+
+    template: str
+    prec: int = ATOM
+    wraps: bool = True
+    associative: bool = False
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    arity: int
+    fn: Callable[..., torch.Tensor]
+    text: Format
+    latex: Format
+    doc: str
+    index_set: str | None = None  # the aggregated index set; None for element-wise ops
+    statistic: str | None = None  # "mean" | "sqmean" | "std" for aggregates
+    can_overflow: bool = False  # may give inf on large finite inputs (left to rejection)
+
+    @property
+    def is_aggregate(self) -> bool:
+        return self.index_set is not None
+
+    @property
+    def uses_batch(self) -> bool:
+        """True when the op needs batch statistics (and a running estimate at inference)."""
+        return self.index_set == "batch"
+
+
+# --- element-wise functions (module level, so DEAP trees of them pickle) --------------------
+
+
+def add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return a + b
+
+
+def mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return a * b
+
+
+def div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    safe = torch.where(b.abs() < GUARD_EPS, torch.where(b < 0, -GUARD_EPS, GUARD_EPS).to(b.dtype), b)
+    return a / safe
+
+
+def max(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # noqa: A001 - the op's public name
+    return torch.maximum(a, b)
+
+
+def neg(a: torch.Tensor) -> torch.Tensor:
+    return -a
+
+
+def sigmoid(a: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(a)
+
+
+def tanh(a: torch.Tensor) -> torch.Tensor:
+    return torch.tanh(a)
+
+
+def exp(a: torch.Tensor) -> torch.Tensor:
+    return torch.exp(a)
+
+
+def abs(a: torch.Tensor) -> torch.Tensor:  # noqa: A001 - the op's public name
+    return torch.abs(a)
+
+
+def square(a: torch.Tensor) -> torch.Tensor:
+    return a * a
+
+
+def log(a: torch.Tensor) -> torch.Tensor:
+    return torch.sign(a) * torch.log(a.abs().clamp_min(GUARD_EPS))
+
+
+def sqrt(a: torch.Tensor) -> torch.Tensor:
+    return torch.sign(a) * torch.sqrt(a.abs().clamp_min(GUARD_EPS))
+
+
+_ELEMENTWISE = (
+    Op("add", 2, add, Format("{0} + {1}", 1, False, True), Format("{0} + {1}", 1, False, True), "a + b"),
+    Op("mul", 2, mul, Format("{0}·{1}", 3, False, True), Format("{0} \\cdot {1}", 3, False, True), "a · b",
+       can_overflow=True),
+    Op("div", 2, div, Format("{0} / {1}", 3, False), Format("\\frac{{{0}}}{{{1}}}"), "a / b, divisor guarded",
+       can_overflow=True),
+    Op("max", 2, max, Format("max({0}, {1})"), Format("\\max({0}, {1})"), "element-wise maximum"),
+    Op("neg", 1, neg, Format("-{0}", 2, False), Format("-{0}", 2, False), "-a"),
+    Op("sigmoid", 1, sigmoid, Format("σ({0})"), Format("\\sigma({0})"), "1 / (1 + exp(-a))"),
+    Op("tanh", 1, tanh, Format("tanh({0})"), Format("\\tanh({0})"), "hyperbolic tangent"),
+    Op("exp", 1, exp, Format("exp({0})"), Format("\\exp({0})"), "e^a, unguarded", can_overflow=True),
+    Op("abs", 1, abs, Format("|{0}|"), Format("\\left|{0}\\right|"), "|a|"),
+    Op("square", 1, square, Format("{0}²", 8, False), Format("{0}^{{2}}", 8, False), "a^2", can_overflow=True),
+    Op("log", 1, log, Format("log({0})"), Format("\\log({0})"), "sign(a)·ln|a|, guarded"),
+    Op("sqrt", 1, sqrt, Format("sqrt({0})"), Format("\\sqrt{{{0}}}"), "sign(a)·sqrt(|a|), guarded"),
+)
+
+# --- aggregates: three statistics over four index sets -----------------------------------
+
+_STATISTICS = {
+    # statistic: (function, plain-text prefix, LaTeX template, description, can_overflow)
+    # LaTeX templates are str.format templates after "@" is replaced by the index set
+    "mean": (stats.mean, "mean", "\\mu_{{\\mathrm{{@}}}}({0})", "mean over {i}", False),
+    "sqmean": (stats.sqmean, "sqmean", "\\mu_{{\\mathrm{{@}}}}({0}^{{2}})", "mean of a^2 over {i}", True),
+    "std": (stats.std, "std", "s_{{\\mathrm{{@}}}}({0})", "sqrt(biased variance + eps) over {i}", True),
+}
+
+
+def _aggregate(statistic: str, index_set: str) -> Op:
+    fn_stat, prefix, latex, doc, overflow = _STATISTICS[statistic]
+    name = f"{prefix}_{index_set}"
+
+    def fn(a: torch.Tensor) -> torch.Tensor:
+        return fn_stat(a, index_set)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__module__ = __name__
+    globals()[name] = fn  # importable by name, so that DEAP trees and workers can pickle it
+    return Op(name, 1, fn, Format(name + "({0})"), Format(latex.replace("@", index_set)), doc.format(i=index_set),
+              index_set=index_set, statistic=statistic, can_overflow=overflow)
+
+
+_AGGREGATES = tuple(_aggregate(s, i) for s in _STATISTICS for i in stats.INDEX_SETS)
+
+OPS: dict[str, Op] = {op.name: op for op in _ELEMENTWISE + _AGGREGATES}
+"""Every op of the search space, by name: 12 element-wise and 12 aggregates."""
+
+
+def get(name: str) -> Op:
+    """The op called ``name``; a ``KeyError`` that lists the valid names otherwise."""
+    try:
+        return OPS[name]
+    except KeyError:
+        raise KeyError(f"unknown op {name!r}; valid ops: {', '.join(OPS)}") from None

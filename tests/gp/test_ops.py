@@ -1,0 +1,93 @@
+import itertools
+
+import pytest
+import torch
+
+from gp import ops, stats
+
+EDGE = [0.0, -0.0, 1.0, -1.0, -3.5, 1e30, -1e30, 1e-30, -1e-30]
+
+
+def _edge_tensor() -> torch.Tensor:
+    """(9, 9, 2, 2) covering every pair of edge values along N and C."""
+    vals = torch.tensor(EDGE)
+    return (vals[:, None, None, None] + 0 * vals[None, :, None, None]).expand(9, 9, 2, 2).clone()
+
+
+def test_table_has_the_papers_24_ops():
+    elementwise = [o for o in ops.OPS.values() if not o.is_aggregate]
+    aggregates = [o for o in ops.OPS.values() if o.is_aggregate]
+    assert [o.name for o in elementwise] == ["add", "mul", "div", "max", "neg", "sigmoid", "tanh", "exp",
+                                             "abs", "square", "log", "sqrt"]
+    assert sorted(o.name for o in aggregates) == sorted(
+        f"{s}_{i}" for s in ("mean", "sqmean", "std") for i in stats.INDEX_SETS)
+    assert {o.name for o in ops.OPS.values() if o.uses_batch} == {"mean_batch", "sqmean_batch", "std_batch"}
+
+
+@pytest.mark.parametrize("op", [o for o in ops.OPS.values() if o.arity == 1], ids=lambda o: o.name)
+def test_unary_ops_on_edge_values(op):
+    x = _edge_tensor()
+    out = op.fn(x)
+    assert not torch.isnan(out).any(), op.name
+    if not op.can_overflow:
+        assert torch.isfinite(out).all(), op.name
+
+
+@pytest.mark.parametrize("op", [o for o in ops.OPS.values() if o.arity == 2], ids=lambda o: o.name)
+def test_binary_ops_on_edge_values(op):
+    pairs = torch.tensor(list(itertools.product(EDGE, EDGE)))
+    out = op.fn(pairs[:, 0], pairs[:, 1])
+    assert not torch.isnan(out).any(), op.name
+    if not op.can_overflow:
+        assert torch.isfinite(out).all(), op.name
+
+
+def test_div_guard_is_exact_away_from_zero_and_finite_at_zero():
+    a = torch.tensor([1.0, 1.0, 1.0, 2.0])
+    b = torch.tensor([0.0, -1e-30, 4.0, -0.5])
+    assert torch.equal(ops.div(a, b), torch.tensor([1 / ops.GUARD_EPS, -1 / ops.GUARD_EPS, 0.25, -4.0]))
+
+
+@pytest.mark.parametrize("name", ["log", "sqrt"])
+def test_guarded_unary_ops_have_finite_gradients_at_edges(name):
+    x = torch.tensor(EDGE, requires_grad=True)
+    ops.OPS[name].fn(x).sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_log_and_sqrt_are_signed():
+    x = torch.tensor([-4.0, 0.0, 4.0])
+    assert torch.allclose(ops.sqrt(x), torch.tensor([-2.0, 0.0, 2.0]))
+    assert torch.allclose(ops.log(x), torch.tensor([-1.3862944, 0.0, 1.3862944]))
+
+
+def test_statistics_match_torch_reductions(gen):
+    x = torch.randn(4, 64, 5, 5, generator=gen) * 3 + 1
+    assert torch.allclose(stats.mean(x, "instance"), x.mean((2, 3), keepdim=True))
+    assert torch.allclose(stats.sqmean(x, "layer"), (x * x).mean((1, 2, 3), keepdim=True))
+    assert torch.allclose(stats.std(x, "batch"), torch.sqrt(x.var((0, 2, 3), unbiased=False, keepdim=True) + 1e-5))
+    g = x.reshape(4, 32, 2, 5, 5)
+    ref = torch.sqrt(g.var((2, 3, 4), unbiased=False, keepdim=True) + 1e-5).expand_as(g).reshape(x.shape)
+    assert torch.allclose(stats.std(x, "group").expand_as(x), ref)
+
+
+def test_group_count_decrements_until_it_divides():
+    assert stats.group_count(64) == 32
+    assert stats.group_count(24) == 24
+    assert stats.group_count(40) == 20
+    assert stats.group_count(1) == 1
+
+
+def test_statistics_are_float32_for_bfloat16_inputs(gen):
+    x = (torch.randn(2, 8, 4, 4, generator=gen) * 0.01 + 300).bfloat16()
+    # a bf16 reduction would see a variance of 0 or noise; float32 recovers the spread of the values
+    ref = torch.sqrt(x.float().var((2, 3), unbiased=False, keepdim=True) + 1e-5)
+    out = stats.std(x, "instance")
+    assert out.dtype == torch.bfloat16
+    assert torch.allclose(out.float(), ref, rtol=1e-2)
+
+
+def test_statistics_broadcast_on_smaller_tensors():
+    v = torch.arange(8.0).reshape(1, 8, 1, 1)
+    assert stats.mean(v, "group").shape == (1, 8, 1, 1)
+    assert stats.std(torch.zeros(()), "batch").shape == (1, 1, 1, 1)
