@@ -64,24 +64,23 @@ class GenomeLayer(nn.Module):
             args = [values[i] for i in inputs]
             values.append(self._batch_stat(op, args[0], buffer) if buffer else op.fn(*args))
         y = values[-1].to(x.dtype)
-        return (y * self.gamma.to(x.dtype) + self.beta.to(x.dtype)).expand_as(x)
+        return torch.addcmul(self.beta.to(x.dtype), y, self.gamma.to(x.dtype)).expand_as(x)
 
     def _batch_stat(self, op: ops.Op, a: torch.Tensor, buffer: str) -> torch.Tensor:
         running: torch.Tensor = getattr(self, buffer)
         if not self.training:
             r = running if op.statistic != "std" else torch.sqrt(running + stats.EPS)
             return r.reshape(1, -1, 1, 1).to(a.dtype)
-        out = op.fn(a)
+        if op.statistic == "std":
+            var = stats.variance(a, "batch")  # float32, biased: what std_batch uses
+            out = torch.sqrt(var + stats.EPS).to(a.dtype)
+            # the running estimate keeps the unbiased variance, as BatchNorm2d; n = N*H*W per channel
+            n = a.shape[0] * a.shape[2] * a.shape[3] if a.dim() == 4 else 1
+            observed = var * (n / (n - 1)) if n > 1 else var
+        else:
+            out = observed = op.fn(a)
         with torch.no_grad():
-            if op.statistic == "std":
-                # batch statistics never see the batch dimension as one element; n = N*H*W
-                n = a.shape[0] * a.shape[2] * a.shape[3] if a.dim() == 4 else 1
-                observed = stats.variance(a, "batch", unbiased=n > 1)
-            elif op.statistic == "mean":
-                observed = stats.mean(a, "batch")
-            else:
-                observed = stats.sqmean(a, "batch")
-            running.lerp_(observed.float().reshape(-1).expand(self.num_features), MOMENTUM)
+            running.lerp_(observed.detach().float().reshape(-1).expand(self.num_features), MOMENTUM)
         return out
 
 

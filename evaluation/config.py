@@ -1,0 +1,138 @@
+"""Evaluation configuration: frozen dataclasses, loaded from TOML presets under ``configs/``.
+
+Unknown keys are an error naming the key and the valid ones. ``to_dict`` gives the full config
+for logging with every search.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that does not fit the schema."""
+
+
+@dataclass(frozen=True)
+class AnchorConfig:
+    arch: str  # a name from architectures.names()
+    width: float  # channel width multiplier
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "cifar10"  # "cifar10", "cifar100" or an ImageFolder directory with train/ and test/
+    val_size: int = 5000  # held out of the training split; the search never sees the test split
+    per_class: int | None = None  # keep only the first k training images of each class (small runs)
+    val_limit: int | None = None  # evaluate on at most this many validation images
+    split_seed: int = 0  # fixes the train / validation cut
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 2000  # SGD steps per anchor
+    batch_size: int = 128
+    lr: float = 0.1  # peak learning rate (after a linear warm-up), decayed by cosine to 0
+    warmup: float = 0.05  # fraction of steps
+    momentum: float = 0.9  # Nesterov
+    weight_decay: float = 5e-4  # not applied to norm-act parameters or biases
+    eval_at: tuple[int, ...] = ()  # extra steps at which validation accuracy is recorded
+    no_act: str = "affine"  # policy where a norm has no activation: affine | candidate | batchnorm
+
+
+@dataclass(frozen=True)
+class RejectionConfig:
+    quality_step: int = 100  # validation accuracy checked after this many steps...
+    quality_threshold: float = 0.2  # ...and the layer rejected below it (twice chance on CIFAR-10)
+    stability_steps: int = 100  # gradient-ascent steps on the gradient norm (0 disables)
+    stability_threshold: float = 1e8  # reject when the gradient norm passes this
+    stability_lr: float = 0.01  # relative step: each conv weight moves by lr * its norm per step
+    stability_batch: int = 32
+    max_step_ratio: float = 10.0  # reject when a step is this many times slower than BN-ReLU's (0 disables)
+    timing_steps: int = 5  # steps timed (after one warm-up step) for that comparison
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    anchors: tuple[AnchorConfig, ...] = (AnchorConfig("resnet50", 0.25), AnchorConfig("mobilenetv2", 0.5),
+                                         AnchorConfig("efficientnet_b0", 0.5))
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    rejection: RejectionConfig = field(default_factory=RejectionConfig)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 0  # seeds model initialisation and batch order
+
+
+def _build(cls, values: dict, where: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where or 'config'}: expected a table, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown key {where + '.' if where else ''}{unknown[0]}; valid keys"
+                          f"{' in [' + where + ']' if where else ''}: {', '.join(sorted(names))}")
+    kwargs = {}
+    for key, value in values.items():
+        hint, path = hints[key], f"{where}.{key}" if where else key
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, path)
+        elif key == "anchors":
+            if not isinstance(value, list) or not value:
+                raise ConfigError("anchors: expected a non-empty list of {arch, width} tables")
+            kwargs[key] = tuple(_build(AnchorConfig, a, f"anchors[{i}]") for i, a in enumerate(value))
+        elif typing.get_origin(hint) is tuple:
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def from_dict(values: dict) -> EvalConfig:
+    return _build(EvalConfig, values, "")
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
+
+
+def load(name_or_path: str) -> EvalConfig:
+    """A preset name (``smoke``, ``cpu``, ``paper``) or the path of a TOML file."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.toml"
+        if not path.exists():
+            raise ConfigError(f"unknown preset {name_or_path!r}; presets: {', '.join(presets())}")
+    try:
+        values = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    values.pop("search", None)  # the search's own section is read by the search
+    try:
+        return from_dict(values)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def to_dict(config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def override(config: EvalConfig, **changes) -> EvalConfig:
+    """Replace ``section.key`` values: ``override(c, **{"train.steps": 50})``."""
+    for dotted, value in changes.items():
+        section, _, key = dotted.rpartition(".")
+        if section:
+            part = getattr(config, section)
+            config = dataclasses.replace(config, **{section: dataclasses.replace(part, **{key: value})})
+        else:
+            config = dataclasses.replace(config, **{key: value})
+    return config

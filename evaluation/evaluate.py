@@ -1,0 +1,155 @@
+"""Scoring a candidate as the paper does: static probe, then on each anchor a stability test and a
+short proxy training with quality and budget checks. Nothing a candidate does escapes: a
+rejection or any unexpected error becomes the status of its :class:`EvalResult`.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+
+import torch
+
+import architectures
+from evaluation import data as datamod
+from evaluation.config import ConfigError, EvalConfig
+from evaluation.hooks import (
+    CandidateRejected,
+    Hook,
+    Stopwatch,
+    TrialContext,
+    default_hooks,
+    is_out_of_memory,
+    static_check,
+)
+from evaluation.result import EvalResult, Status
+from evaluation.train import Progress, build_model, time_steps, train
+from gp import Genome, layer_factory
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+
+
+def check_config(config: EvalConfig) -> None:
+    """Errors a user can make in a config, found before any data is loaded."""
+    seen = set()
+    for a in config.anchors:
+        architectures.default_width(a.arch)  # raises KeyError naming the valid architectures
+        if a.arch in seen:
+            raise ConfigError(f"anchor {a.arch!r} is listed twice")
+        seen.add(a.arch)
+        if a.width <= 0:
+            raise ConfigError(f"anchor {a.arch!r}: width must be positive, got {a.width}")
+    if config.train.steps < 1:
+        raise ConfigError(f"train.steps must be at least 1, got {config.train.steps}")
+    if config.train.no_act not in ("affine", "candidate", "batchnorm"):
+        raise ConfigError(f"train.no_act must be affine, candidate or batchnorm, got {config.train.no_act!r}")
+
+
+def load_data(config: EvalConfig, device: torch.device) -> datamod.DeviceData:
+    """The training split of the configured source, cut into train / validation, on ``device``."""
+    d = config.data
+    split, _ = datamod.load_split(d.source, "train", per_class=d.per_class)
+    train, val = datamod.holdout(split, d.val_size, d.split_seed)
+    return datamod.DeviceData(train, val, device)
+
+
+class Evaluator:
+    """Evaluates candidates under one config; keeps the data on the device and BN-ReLU's step
+    times between candidates, so a worker pays for them once."""
+
+    def __init__(self, config: EvalConfig, *, hooks: list[Hook] | None = None, progress: Progress | None = None,
+                 data: datamod.DeviceData | None = None) -> None:
+        check_config(config)
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.hooks = hooks if hooks is not None else default_hooks(config.rejection)
+        self.progress = progress
+        self._data = data
+        self._baseline: dict[str, float] = {}
+
+    @property
+    def data(self) -> datamod.DeviceData:
+        if self._data is None:
+            self._data = load_data(self.config, self.device)
+        return self._data
+
+    def baseline_step(self, index: int) -> float | None:
+        """BN-ReLU's (BN-Swish's) median seconds per step on anchor ``index``, measured once."""
+        rej, anchor = self.config.rejection, self.config.anchors[index]
+        if rej.max_step_ratio <= 0:
+            return None
+        if anchor.arch not in self._baseline:
+            model = build_model(anchor, architectures.reference_norm_act(anchor.arch), self.device, self.config.seed)
+            self._baseline[anchor.arch] = time_steps(model, self.data, self.config.train, rej.timing_steps,
+                                                     self.config.seed)
+        return self._baseline[anchor.arch]
+
+    def __call__(self, genome: Genome) -> EvalResult:
+        clock = Stopwatch()
+        base = {"genome": str(genome.canonical), "key": genome.key}
+        state = {"anchor": None, "step": 0}
+        accuracies: dict[str, float] = {}
+        curves: dict[str, dict[int, float]] = {}
+        params: dict[str, int] = {}
+        try:
+            self._evaluate(genome, clock, state, accuracies, curves, params)
+            status, reason, stage = Status.OK, None, None
+        except CandidateRejected as r:
+            status, reason, stage = Status.REJECTED, r.reason, r.stage
+        except Exception as exc:  # noqa: BLE001 - a candidate must never take the caller down
+            if is_out_of_memory(exc):
+                status, reason, stage = Status.REJECTED, "out of memory", "budget"
+            else:
+                status, reason, stage = Status.FAILED, f"{type(exc).__name__}: {str(exc)[:300]}", "error"
+        finally:
+            gc.collect()
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+        if status is not Status.OK:
+            accuracies = {}
+        return EvalResult(**base, status=status, accuracies=accuracies, reason=reason, stage=stage,
+                          anchor=state["anchor"] if status is not Status.OK else None, step=state["step"],
+                          timings={k: round(v, 4) for k, v in clock.seconds.items()}, params=params, curves=curves)
+
+    def _evaluate(self, genome, clock, state, accuracies, curves, params) -> None:
+        cfg = self.config
+        start = time.perf_counter()
+        static_check(genome)
+        clock.add("static", start)
+        factory = layer_factory(genome, no_act=cfg.train.no_act)
+        q = cfg.rejection.quality_step
+        eval_at = set(cfg.train.eval_at) | {cfg.train.steps} | ({q} if q <= cfg.train.steps else set())
+        for index, anchor in enumerate(cfg.anchors):
+            state["anchor"], state["step"] = anchor.arch, 0
+            baseline = self.baseline_step(index)
+            start = time.perf_counter()
+            model = build_model(anchor, factory, self.device, cfg.seed + index)
+            params[anchor.arch] = sum(p.numel() for p in model.parameters())
+            clock.add("build", start)
+            n = cfg.rejection.stability_batch
+            fixed = (self.data.augmenter.normalize(self.data.train.images[:n]), self.data.train.labels[:n])
+            ctx = TrialContext(genome, anchor.arch, model, self.device, fixed, baseline_step=baseline)
+            start = time.perf_counter()
+            for hook in self.hooks:
+                hook.before_training(ctx)
+            clock.add("stability", start)
+            try:
+                curves[anchor.arch] = train(ctx, self.data, cfg.train, eval_at=eval_at, val_limit=cfg.data.val_limit,
+                                            hooks=self.hooks, seed=cfg.seed, clock=clock, progress=self.progress)
+            finally:
+                state["step"] = len(ctx.step_times)
+            accuracies[anchor.arch] = curves[anchor.arch][cfg.train.steps]
+
+
+def evaluate(genome: Genome, config: EvalConfig, **kwargs) -> EvalResult:
+    """Evaluate one candidate (loads the data; use :class:`Evaluator` for many)."""
+    return Evaluator(config, **kwargs)(genome)

@@ -1,0 +1,146 @@
+"""Rejection hooks: a hook raises :class:`CandidateRejected` and the evaluator records it.
+
+The protocol has three moments, cheapest first: ``before_training`` (per anchor, with a fresh
+model, before any step), ``after_step`` (loss and step time) and ``at_evaluation`` (validation
+accuracy). The static probe runs once per candidate before any network is built.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from evaluation.config import RejectionConfig
+from gp import Genome, probe
+
+
+class CandidateRejected(Exception):
+    def __init__(self, reason: str, stage: str) -> None:
+        super().__init__(f"{stage}: {reason}")
+        self.reason = reason
+        self.stage = stage
+
+
+@dataclass
+class TrialContext:
+    """What hooks may look at while one candidate trains on one anchor."""
+
+    genome: Genome
+    anchor: str
+    model: nn.Module
+    device: torch.device
+    batch: tuple[torch.Tensor, torch.Tensor]  # a fixed training batch (images, labels)
+    baseline_step: float | None = None  # seconds per step of BN-ReLU on this anchor
+    step_times: list[float] = field(default_factory=list)
+
+
+class Hook:
+    def before_training(self, ctx: TrialContext) -> None: ...
+
+    def after_step(self, ctx: TrialContext, step: int, loss: float) -> None: ...
+
+    def at_evaluation(self, ctx: TrialContext, step: int, accuracy: float) -> None: ...
+
+
+def static_check(genome: Genome) -> None:
+    """Before any network: the layer must give a finite, non-constant output that depends on x."""
+    problem = probe(genome).problem
+    if problem:
+        raise CandidateRejected(problem, "static")
+
+
+class Stability(Hook):
+    """The paper's stress test: move the convolution weights by gradient ascent on the gradient
+    norm ||dL/dθ|| and reject when it passes ``threshold`` within ``steps`` ascent steps.
+
+    Each step ascends log ||dL/dθ|| with a relative step of ``lr`` (every weight tensor moves by
+    ``lr`` times its own norm), so the test is the same whatever the weights' scale. It runs on a
+    copy of the model: training starts from untouched weights.
+    """
+
+    stage = "stability"
+
+    def __init__(self, steps: int, threshold: float, lr: float) -> None:
+        self.steps, self.threshold, self.lr = steps, threshold, lr
+
+    def before_training(self, ctx: TrialContext) -> None:
+        if self.steps <= 0:
+            return
+        import copy
+
+        model = copy.deepcopy(ctx.model).train()
+        weights = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d)]
+        images, labels = ctx.batch
+        for step in range(self.steps + 1):
+            loss = F.cross_entropy(model(images).float(), labels)
+            grads = torch.autograd.grad(loss, weights, create_graph=True)
+            norm = torch.sqrt(sum(g.float().square().sum() for g in grads))
+            value = float(norm.detach())
+            if not math.isfinite(value) or value > self.threshold:
+                raise CandidateRejected(f"gradient norm {value:.3g} > {self.threshold:.3g} after {step} ascent "
+                                        "steps", self.stage)
+            if step == self.steps:
+                return
+            ascent = torch.autograd.grad(torch.log(norm), weights)
+            with torch.no_grad():
+                for w, a in zip(weights, ascent, strict=True):
+                    w.add_(a, alpha=float(self.lr * w.norm() / (a.norm() + 1e-12)))
+
+
+class FiniteLoss(Hook):
+    def after_step(self, ctx: TrialContext, step: int, loss: float) -> None:
+        if not math.isfinite(loss):
+            raise CandidateRejected(f"loss {loss} at step {step}", "training")
+
+
+class Quality(Hook):
+    """Validation accuracy below ``threshold`` at ``step`` rejects the layer (paper: 20% at 100)."""
+
+    def __init__(self, step: int, threshold: float) -> None:
+        self.step, self.threshold = step, threshold
+
+    def at_evaluation(self, ctx: TrialContext, step: int, accuracy: float) -> None:
+        if step == self.step and accuracy < self.threshold:
+            raise CandidateRejected(f"validation accuracy {accuracy:.3f} < {self.threshold} at step {step} on "
+                                    f"{ctx.anchor}", "quality")
+
+
+class StepBudget(Hook):
+    """A step much slower than BN-ReLU's on the same anchor rejects the layer."""
+
+    def __init__(self, ratio: float, timed_steps: int) -> None:
+        self.ratio, self.timed_steps = ratio, timed_steps
+
+    def after_step(self, ctx: TrialContext, step: int, loss: float) -> None:
+        if self.ratio <= 0 or ctx.baseline_step is None or len(ctx.step_times) != self.timed_steps + 1:
+            return
+        own = sorted(ctx.step_times[1:])[len(ctx.step_times[1:]) // 2]  # median, first step excluded
+        if own > self.ratio * ctx.baseline_step:
+            raise CandidateRejected(f"step takes {own * 1e3:.0f} ms, {own / ctx.baseline_step:.1f}x BN-ReLU's "
+                                    f"(limit {self.ratio}x)", "budget")
+
+
+def default_hooks(cfg: RejectionConfig) -> list[Hook]:
+    """Cheapest first: stability before training, then loss, step time and quality checks."""
+    return [Stability(cfg.stability_steps, cfg.stability_threshold, cfg.stability_lr), FiniteLoss(),
+            StepBudget(cfg.max_step_ratio, cfg.timing_steps), Quality(cfg.quality_step, cfg.quality_threshold)]
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+class Stopwatch:
+    """Seconds per stage, accumulated."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, stage: str, start: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
