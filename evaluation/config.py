@@ -84,7 +84,7 @@ def _build(cls, values: dict, where: str):
         if dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value, path)
         elif key == "anchors":
-            if not isinstance(value, list) or not value:
+            if not isinstance(value, list | tuple) or not value:
                 raise ConfigError("anchors: expected a non-empty list of {arch, width} tables")
             kwargs[key] = tuple(_build(AnchorConfig, a, f"anchors[{i}]") for i, a in enumerate(value))
         elif typing.get_origin(hint) is tuple:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.io import ImageReadMode, decode_image
+from PIL import Image
 
 # per-channel statistics of CIFAR-10's training images (also used for other sources)
 MEAN = (0.4914, 0.4822, 0.4465)
@@ -114,8 +114,8 @@ def _image_folder(root: Path, split: str) -> tuple[Split, list[str]]:
 
 def _decode_all(paths: list[Path]) -> torch.Tensor:
     def decode(path: Path) -> torch.Tensor:
-        raw = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
-        return decode_image(raw, mode=ImageReadMode.RGB)
+        with Image.open(path) as im:
+            return torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1)  # (3, H, W)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         images = list(pool.map(decode, paths, chunksize=256))

@@ -81,11 +81,13 @@ class Stability(Hook):
             grads = torch.autograd.grad(loss, weights, create_graph=True)
             norm = torch.sqrt(sum(g.float().square().sum() for g in grads))
             value = float(norm.detach())
-            if not math.isfinite(value) or value > self.threshold:
+            if not math.isfinite(value):
+                raise CandidateRejected(f"gradient norm is {value} after {step} ascent steps", self.stage)
+            if value > self.threshold:
                 raise CandidateRejected(f"gradient norm {value:.3g} > {self.threshold:.3g} after {step} ascent "
                                         "steps", self.stage)
-            if step == self.steps:
-                return
+            if step == self.steps or value == 0.0:
+                return  # no gradient reaches the weights: there is nothing to ascend
             ascent = torch.autograd.grad(torch.log(norm), weights)
             with torch.no_grad():
                 for w, a in zip(weights, ascent, strict=True):

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     OK = "ok"  # trained on every anchor; objectives are its validation accuracies
     REJECTED = "rejected"  # a rejection hook stopped it (reason and stage say which)
     DUPLICATE = "duplicate"  # computes the same function as an evaluated layer; result reused

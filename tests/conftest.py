@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,14 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "cifar10"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_cache(tmp_path_factory) -> Path:
+    """One decoded-image cache for the whole session (and its subprocesses), never the user's."""
+    path = tmp_path_factory.mktemp("evonorm-cache")
+    os.environ["EVONORM_CACHE"] = str(path)
+    return path
 
 
 @pytest.fixture(scope="session")

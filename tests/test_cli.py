@@ -41,3 +41,35 @@ def test_bad_layer_is_one_line_exit_2(layer, fragment):
 def test_help_explains_commands():
     proc = subprocess.run([sys.executable, "-m", "evonorm_cli", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "zoo" in proc.stdout and "show" in proc.stdout
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "evonorm_cli", *args], capture_output=True, text=True)
+
+
+def test_eval_smoke_json(cifar_dir):
+    import json
+
+    proc = _run("eval", "evonorm_s0", "--preset", "smoke", "--data", str(cifar_dir), "--arch", "resnet50",
+                "--steps", "3", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["status"] == "ok" and list(result["accuracies"]) == ["resnet50"] and result["step"] == 3
+
+
+def test_eval_rejects_overflow_before_training_with_table(cifar_dir):
+    proc = _run("eval", "exp(exp(exp(square(x))))", "--preset", "smoke", "--data", str(cifar_dir))
+    assert proc.returncode == 0, proc.stderr
+    assert "status   rejected at stage static: output not finite" in proc.stdout
+    assert "resnet50" in proc.stdout and "efficientnet_b0" in proc.stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--data", "/nonexistent/cifar"], "no train/ directory in /nonexistent/cifar"),
+    (["--arch", "vgg"], "unknown architecture 'vgg'"),
+    (["--preset", "fast"], "unknown preset 'fast'"),
+])
+def test_eval_bad_options_are_one_line(args, fragment):
+    proc = _run("eval", "bn_relu", "--preset", "smoke", *args) if "--preset" not in args else \
+        _run("eval", "bn_relu", *args)
+    assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,129 @@
+"""Evaluation on real CIFAR-10 subsets (../shared/data/cifar10), on the CPU."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from evaluation.config import AnchorConfig, DataConfig, EvalConfig, RejectionConfig, TrainConfig
+from evaluation.evaluate import Evaluator, evaluate
+from evaluation.hooks import CandidateRejected, Hook, is_out_of_memory
+from evaluation.result import EvalResult, Status
+from gp import Genome, zoo
+
+
+@pytest.fixture(scope="module")
+def tiny(cifar_dir):
+    """One small ResNet anchor on 600 images; hooks as the smoke preset."""
+    cfg = EvalConfig(anchors=(AnchorConfig("resnet50", 0.0625),),
+                     data=DataConfig(source=str(cifar_dir), per_class=60, val_size=100),
+                     train=TrainConfig(steps=20, batch_size=16, lr=0.05),
+                     rejection=RejectionConfig(stability_steps=3, stability_batch=8, quality_step=20,
+                                               quality_threshold=0.0, max_step_ratio=0),
+                     device="cpu")
+    return cfg, Evaluator(cfg)
+
+
+def _with(cfg, **changes):
+    from evaluation.config import override
+
+    return override(cfg, **changes)
+
+
+@pytest.mark.parametrize("expr, stage, reason", [
+    ("mean_layer(mean_batch(x))", "static", "output is constant"),
+    ("add(v0, sigmoid(v1))", "static", "output does not depend on x"),
+    ("exp(exp(exp(square(x))))", "static", "output not finite"),
+    ("exp(x)", "stability", "gradient norm is nan"),
+])
+def test_bad_layers_are_rejected_before_training(tiny, expr, stage, reason):
+    cfg, ev = tiny
+    result = ev(Genome.from_expression(expr))
+    assert result.status is Status.REJECTED and result.stage == stage and reason in result.reason
+    assert result.step == 0 and result.objectives is None
+
+
+def test_layer_going_non_finite_in_training_is_rejected_there(tiny):
+    """Constant at init (v0 = 0) so it passes the probe and the stress test; at a high learning
+    rate v0 moves and exp(v0·x²) overflows."""
+    cfg, ev = tiny
+    hot = Evaluator(_with(cfg, **{"train.lr": 1.0}), data=ev.data)
+    result = hot(Genome.from_expression("exp(mul(v0, square(x)))"))
+    assert result.status is Status.REJECTED and result.stage == "training"
+    assert "loss nan" in result.reason and result.step >= 1 and result.anchor == "resnet50"
+
+
+def test_quality_check_rejects_at_its_step(tiny):
+    cfg, ev = tiny
+    strict = Evaluator(_with(cfg, **{"rejection.quality_step": 10, "rejection.quality_threshold": 0.99}), data=ev.data)
+    result = strict(zoo.get("bn_relu"))
+    assert result.status is Status.REJECTED and result.stage == "quality" and result.step == 10
+    assert "< 0.99 at step 10 on resnet50" in result.reason
+
+
+def test_slow_step_is_rejected_against_bn_relu(tiny):
+    cfg, ev = tiny
+    budget = Evaluator(_with(cfg, **{"rejection.max_step_ratio": 1e-3, "rejection.timing_steps": 2}), data=ev.data)
+    result = budget(zoo.get("evonorm_s0"))
+    assert result.status is Status.REJECTED and result.stage == "budget" and "x BN-ReLU's" in result.reason
+
+
+def test_out_of_memory_is_recognised():
+    assert is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: not enough memory: you tried... out of memory"))
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_exception_inside_candidate_is_failed_and_caller_carries_on(tiny):
+    cfg, ev = tiny
+
+    class Broken(Hook):
+        def after_step(self, ctx, step, loss):
+            if step == 2:
+                raise ZeroDivisionError("a hook's bug")
+
+    broken = Evaluator(cfg, hooks=[Broken()], data=ev.data)
+    result = broken(zoo.get("bn_relu"))
+    assert result.status is Status.FAILED and result.stage == "error"
+    assert result.reason == "ZeroDivisionError: a hook's bug" and result.step == 2
+    assert ev(zoo.get("bn_relu")).status is Status.OK  # the next candidate is unaffected
+
+
+def test_result_records_everything_and_round_trips_json(tiny):
+    cfg, ev = tiny
+    result = ev(zoo.get("evonorm_b0"))
+    assert result.status is Status.OK and result.step == 20
+    assert set(result.accuracies) == {"resnet50"} and 0 <= result.accuracies["resnet50"] <= 1
+    assert result.params["resnet50"] > 0 and {"static", "stability", "training"} <= set(result.timings)
+    assert result.key == zoo.get("evonorm_b0").key and result.objectives == (result.accuracies["resnet50"],)
+    assert EvalResult.from_json(result.to_json()) == result
+
+
+def test_same_seed_same_result(tiny):
+    cfg, ev = tiny
+    a, b = ev(zoo.get("evonorm_s0")), ev(zoo.get("evonorm_s0"))
+    assert a.accuracies == b.accuracies
+
+
+def test_bn_relu_learns_on_the_resnet_anchor(cifar_dir, tiny):
+    cfg = EvalConfig(anchors=(AnchorConfig("resnet50", 0.125),),
+                     data=DataConfig(source=str(cifar_dir), per_class=300, val_size=500),
+                     train=TrainConfig(steps=80, batch_size=32, lr=0.05),
+                     rejection=RejectionConfig(stability_steps=0, quality_threshold=0.0, max_step_ratio=0),
+                     device="cpu")
+    result = evaluate(zoo.get("bn_relu"), cfg)
+    assert result.status is Status.OK
+    assert result.accuracies["resnet50"] > 0.2  # chance is 0.1
+
+
+def test_candidate_rejected_carries_reason_and_stage():
+    err = CandidateRejected("too slow", "budget")
+    assert (err.reason, err.stage, str(err)) == ("too slow", "budget", "budget: too slow")
+
+
+def test_unknown_anchor_is_refused_before_any_work():
+    cfg = EvalConfig(anchors=(AnchorConfig("resnet18", 1.0),))
+    with pytest.raises(KeyError, match="unknown architecture 'resnet18'"):
+        Evaluator(cfg)
+    with pytest.raises(ValueError, match="listed twice"):
+        Evaluator(dataclasses.replace(cfg, anchors=(AnchorConfig("resnet50", 1), AnchorConfig("resnet50", 1))))
