@@ -6,7 +6,6 @@ rejection or any unexpected error becomes the status of its :class:`EvalResult`.
 from __future__ import annotations
 
 import gc
-import time
 
 import torch
 
@@ -122,26 +121,23 @@ class Evaluator:
 
     def _evaluate(self, genome, clock, state, accuracies, curves, params) -> None:
         cfg = self.config
-        start = time.perf_counter()
-        static_check(genome)
-        clock.add("static", start)
+        with clock("static"):
+            static_check(genome)
         factory = layer_factory(genome, no_act=cfg.train.no_act)
         q = cfg.rejection.quality_step
         eval_at = set(cfg.train.eval_at) | {cfg.train.steps} | ({q} if q <= cfg.train.steps else set())
         for index, anchor in enumerate(cfg.anchors):
             state["anchor"], state["step"] = anchor.arch, 0
             baseline = self.baseline_step(index)
-            start = time.perf_counter()
-            model = build_model(anchor, factory, self.device, cfg.seed + index)
+            with clock("build"):
+                model = build_model(anchor, factory, self.device, cfg.seed + index)
             params[anchor.arch] = sum(p.numel() for p in model.parameters())
-            clock.add("build", start)
             n = cfg.rejection.stability_batch
             fixed = (self.data.augmenter.normalize(self.data.train.images[:n]), self.data.train.labels[:n])
             ctx = TrialContext(genome, anchor.arch, model, self.device, fixed, baseline_step=baseline)
-            start = time.perf_counter()
-            for hook in self.hooks:
-                hook.before_training(ctx)
-            clock.add("stability", start)
+            with clock("stability"):
+                for hook in self.hooks:
+                    hook.before_training(ctx)
             try:
                 curves[anchor.arch] = train(ctx, self.data, cfg.train, eval_at=eval_at, val_limit=cfg.data.val_limit,
                                             hooks=self.hooks, seed=cfg.seed, clock=clock, progress=self.progress)

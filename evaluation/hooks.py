@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -139,10 +140,15 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 class Stopwatch:
-    """Seconds per stage, accumulated."""
+    """Seconds per stage, accumulated; a stage's time counts even when it raises."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
 
-    def add(self, stage: str, start: float) -> None:
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+    @contextmanager
+    def __call__(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start

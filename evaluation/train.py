@@ -88,25 +88,24 @@ def train(ctx: TrialContext, data: DeviceData, cfg: TrainConfig, *, eval_at: set
     curve: dict[int, float] = {}
     for step in range(1, cfg.steps + 1):
         start = time.perf_counter()
-        images, labels = next(batches)
-        with autocast(device):
-            loss = F.cross_entropy(model(images).float(), labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        value = float(loss.detach())  # synchronises, as the loss check needs it anyway
-        _sync(device)
+        with clock("training"):
+            images, labels = next(batches)
+            with autocast(device):
+                loss = F.cross_entropy(model(images).float(), labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            value = float(loss.detach())  # synchronises, as the loss check needs it anyway
+            _sync(device)
         ctx.step_times.append(time.perf_counter() - start)
-        clock.add("training", start)
         for hook in hooks:
             hook.after_step(ctx, step, value)
         if progress is not None:
             progress({"anchor": ctx.anchor, "step": step, "steps": cfg.steps, "loss": value})
         if step in eval_at:
-            start = time.perf_counter()
-            curve[step] = accuracy(model, data, val_limit)
-            clock.add("validation", start)
+            with clock("validation"):
+                curve[step] = accuracy(model, data, val_limit)
             for hook in hooks:
                 hook.at_evaluation(ctx, step, curve[step])
     return curve

@@ -1,0 +1,60 @@
+"""How fast bad layers are rejected, relative to a full proxy evaluation of BN-ReLU, per stage.
+
+    python benchmarks/rejection_time.py [--preset cpu] [--data ../shared/data/cifar10] [--samples 30]
+
+Evaluates BN-ReLU in full, then a sample of random layers of the paper's space (the layers a
+search starts from: most are bad) with the same Evaluator, in one run. Prints, per deciding
+stage, how many layers stopped there and their mean evaluation time as a fraction of BN-ReLU's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from evaluation import config as cfgmod
+from evaluation.evaluate import Evaluator
+from gp import random_genome, zoo
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--samples", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    cfg = cfgmod.load(args.preset)
+    if args.data:
+        cfg = cfgmod.override(cfg, **{"data.source": args.data})
+    ev = Evaluator(cfg)
+    ev.data  # noqa: B018 - load before timing
+    for i in range(len(cfg.anchors)):
+        ev.baseline_step(i)
+    start = time.perf_counter()
+    ref = ev(zoo.get("bn_relu"))
+    ref_time = time.perf_counter() - start
+    print(f"BN-ReLU full evaluation: {ref_time:.1f} s ({ref.status.value}; "
+          + ", ".join(f"{k} {v:.1f}s" for k, v in ref.timings.items()) + ")")
+    rng = np.random.default_rng(args.seed)
+    by_stage: dict[str, list[float]] = {}
+    for _ in range(args.samples):
+        genome = random_genome(rng)
+        start = time.perf_counter()
+        result = ev(genome)
+        stage = result.stage or "passed (full evaluation)"
+        by_stage.setdefault(stage, []).append(time.perf_counter() - start)
+    print(f"{args.samples} random layers, preset {args.preset}:")
+    print(f"{'decided at':<26} {'layers':>6} {'mean s':>8} {'/ BN-ReLU full':>15}")
+    for stage, times in sorted(by_stage.items(), key=lambda kv: statistics.mean(kv[1])):
+        print(f"{stage:<26} {len(times):>6} {statistics.mean(times):>8.2f} {statistics.mean(times) / ref_time:>15.4f}")
+    total = sum(sum(t) for t in by_stage.values())
+    print(f"all {args.samples}: {total:.1f} s, i.e. {total / ref_time:.2f} BN-ReLU evaluations "
+          f"({total / ref_time / args.samples:.3f} per layer)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Training-step time of every anchor with each zoo layer, relative to the anchor's own BN-ReLU
+(BN-Swish for EfficientNet), measured side by side in one run.
+
+    python benchmarks/step_time.py [--preset cpu] [--device cpu] [--batch 32] [--rounds 5]
+
+Rounds interleave the layers, so drift on a noisy machine hits all of them alike; the ratio is
+the median over rounds of (layer step time / reference step time in the same round).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+import architectures
+from evaluation import config as cfgmod
+from evaluation.evaluate import resolve_device
+from evaluation.train import autocast
+from gp import layer_factory, zoo
+
+
+def step_timer(model, batch, device, steps):
+    x, y = batch
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+
+    def run() -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            with autocast(device):
+                loss = F.cross_entropy(model(x).float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / steps
+
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="cpu", help="widths from this preset (default: cpu)")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--batch", type=int, default=None, help="default: the preset's batch size")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=3, help="steps per timing")
+    args = ap.parse_args()
+    cfg = cfgmod.load(args.preset)
+    device = resolve_device(args.device or cfg.device)
+    batch = args.batch or cfg.train.batch_size
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn(batch, 3, 32, 32, generator=gen).to(device)
+    data = (images, torch.randint(0, 10, (batch,), generator=gen).to(device))
+    if device.type == "cuda":
+        data = (data[0].contiguous(memory_format=torch.channels_last), data[1])
+    layers = ["reference"] + zoo.names()
+    print(f"device {device}, batch {batch}, preset {args.preset}; ratio = step time / reference BN-act step time")
+    print(f"{'anchor':<16} {'width':>6} {'reference ms':>13} " + " ".join(f"{n:>10}" for n in layers[1:]))
+    for anchor in cfg.anchors:
+        timers = {}
+        for name in layers:
+            if name == "reference":
+                norm_act = architectures.reference_norm_act(anchor.arch)
+            else:
+                norm_act = layer_factory(zoo.get(name))
+            torch.manual_seed(0)
+            model = architectures.create_arch(anchor.arch, norm_act, width=anchor.width).to(device)
+            if device.type == "cuda":
+                model = model.to(memory_format=torch.channels_last)
+            timers[name] = step_timer(model, data, device, args.steps)
+            timers[name]()  # warm-up
+        ratios = {n: [] for n in layers}
+        ref_times = []
+        for _ in range(args.rounds):
+            times = {n: timers[n]() for n in layers}
+            ref_times.append(times["reference"])
+            for n in layers:
+                ratios[n].append(times[n] / times["reference"])
+        print(f"{anchor.arch:<16} {anchor.width:>6g} {statistics.median(ref_times) * 1e3:>13.1f} "
+              + " ".join(f"{statistics.median(ratios[n]):>10.2f}" for n in layers[1:]))
+
+
+if __name__ == "__main__":
+    main()
