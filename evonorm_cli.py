@@ -90,6 +90,47 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_search(args: argparse.Namespace) -> int:
+    import dataclasses
+    import time
+    from pathlib import Path
+
+    from evaluation import config as cfgmod
+    from evaluation.executors import make_executor
+    from evaluation.experiment import Experiment, SearchDisplay, summary
+
+    if args.resume:
+        if args.config or args.preset:
+            raise ValueError("--resume continues a search with its own config; drop --preset / --config")
+        exp = Experiment.resume(Path(args.resume))
+        if args.budget is not None:
+            exp.with_budget(args.budget)
+        if args.data is not None:
+            exp.eval_cfg = cfgmod.override(exp.eval_cfg, **{"data.source": args.data})
+        print(f"resuming {args.resume}: {exp.searcher.evaluated} evaluated, {len(exp.searcher.pending)} to "
+              "submit again", file=sys.stderr)
+    else:
+        args.preset = args.preset or "cpu"
+        eval_cfg = _eval_config(args)
+        search_cfg = cfgmod.load_search(args.config or args.preset)
+        changes = {k: v for k, v in {"algorithm": args.algorithm, "criterion": args.criterion,
+                                     "budget": args.budget, "seed": args.seed}.items() if v is not None}
+        search_cfg = dataclasses.replace(search_cfg, **changes)
+        out = Path(args.out or f"runs/search-{time.strftime('%Y%m%d-%H%M%S')}")
+        exp = Experiment.create(out, eval_cfg, search_cfg)
+    kind = args.executor or exp.search_cfg.executor
+    workers = args.workers or (exp.search_cfg.workers if kind != "serial" else 1)
+    executor = make_executor(kind, exp.eval_cfg, workers, ray_address=args.ray_address)
+    display = SearchDisplay(exp.anchors, exp.search_cfg.budget)
+    try:
+        exp.run(executor, on_record=display)
+    finally:
+        display.line.done()
+        executor.close()
+    print(summary(exp))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evonorm",
@@ -117,11 +158,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_options(p)
     p.add_argument("--json", action="store_true", help="print the EvalResult as JSON")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser(
+        "search", help="evolve layers: aging-window Pareto tournament (or random search)",
+        description="Search the layer space: regularised tournament evolution with a Pareto (or average) "
+                    "winner over the anchors' accuracies, or random search as the baseline. Evaluations "
+                    "run asynchronously on the chosen executor; the search is checkpointed in --out after "
+                    "every candidate and continues after a kill with --resume DIR.")
+    _add_eval_options(p, preset_default=None)
+    p.add_argument("--algorithm", choices=["evolution", "random"], help="default: the preset's (evolution)")
+    p.add_argument("--criterion", choices=["pareto", "average"], help="tournament winner (default: pareto)")
+    p.add_argument("--budget", type=int, metavar="N", help="evaluations to finish, duplicates excluded")
+    p.add_argument("--workers", type=int, metavar="W", help="evaluations in flight")
+    p.add_argument("--executor", choices=["serial", "process", "ray"], help="where evaluations run")
+    p.add_argument("--ray-address", metavar="ADDR", help="a running Ray cluster (default: start a local one)")
+    p.add_argument("--out", metavar="DIR", help="directory of the search (default: runs/search-TIMESTAMP)")
+    p.add_argument("--resume", metavar="DIR", help="continue the search saved in DIR")
+    p.set_defaults(func=_cmd_search)
     return parser
 
 
-def _add_eval_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="cpu", metavar="NAME",
+def _add_eval_options(p: argparse.ArgumentParser, preset_default: str | None = "cpu") -> None:
+    p.add_argument("--preset", default=preset_default, metavar="NAME",
                    help="configs/NAME.toml: smoke (seconds, for tests), cpu (2-core CPU, ~2 min a layer), "
                         "paper (GPU, the paper's widths); default: cpu")
     p.add_argument("--config", metavar="FILE", help="a TOML config file (instead of --preset)")
@@ -142,7 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except BrokenPipeError:  # output piped into `head`
         return 0
-    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
+    except KeyboardInterrupt:
+        print(f"evonorm {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
         # errors a user can cause: one line, no traceback
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"evonorm {args.command}: error: {message}", file=sys.stderr)

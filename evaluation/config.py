@@ -69,6 +69,23 @@ class EvalConfig:
     seed: int = 0  # seeds model initialisation and batch order
 
 
+@dataclass(frozen=True)
+class SearchConfig:
+    """The ``[search]`` table of a preset."""
+
+    algorithm: str = "evolution"  # evolution | random
+    criterion: str = "pareto"  # pareto | average: the tournament's winner
+    population_size: int = 100  # the aging window
+    tournament_size: int = 25
+    seed_layers: tuple[str, ...] = ()  # zoo layers placed in the initial population
+    batch_stats: bool = True  # False: the batch-independent ("S") search space
+    max_nodes: int = 10  # intermediate nodes of random graphs (paper: 10)
+    budget: int = 1000  # finished evaluations, duplicates excluded
+    workers: int = 1
+    executor: str = "serial"  # serial | process | ray
+    seed: int = 0
+
+
 def _build(cls, values: dict, where: str):
     if not isinstance(values, dict):
         raise ConfigError(f"{where or 'config'}: expected a table, got {values!r}")
@@ -102,8 +119,7 @@ def presets() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
 
 
-def load(name_or_path: str) -> EvalConfig:
-    """A preset name (``smoke``, ``cpu``, ``paper``) or the path of a TOML file."""
+def _read(name_or_path: str) -> tuple[Path, dict]:
     path = Path(name_or_path)
     if not path.suffix:
         path = CONFIG_DIR / f"{name_or_path}.toml"
@@ -115,9 +131,24 @@ def load(name_or_path: str) -> EvalConfig:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    values.pop("search", None)  # the search's own section is read by the search
+    return path, values
+
+
+def load(name_or_path: str) -> EvalConfig:
+    """The evaluation config of a preset name (``smoke``, ``cpu``, ``paper``) or a TOML file."""
+    path, values = _read(name_or_path)
+    values.pop("search", None)  # the search's own table, read by load_search
     try:
         return from_dict(values)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def load_search(name_or_path: str) -> SearchConfig:
+    """The ``[search]`` table of a preset or TOML file (defaults where it has none)."""
+    path, values = _read(name_or_path)
+    try:
+        return _build(SearchConfig, values.get("search", {}), "search")
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
@@ -126,7 +157,7 @@ def to_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
-def override(config: EvalConfig, **changes) -> EvalConfig:
+def override(config, **changes):
     """Replace ``section.key`` values: ``override(c, **{"train.steps": 50})``."""
     for dotted, value in changes.items():
         section, _, key = dotted.rpartition(".")
