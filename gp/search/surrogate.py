@@ -1,8 +1,9 @@
 """A cheap functional surrogate of the proxy task, for studying the search itself.
 
 Fitness of a layer = agreement of its output with a hidden target layer's output on fixed probe
-tensors, as R² = 1 - mean((y - t)²) / var(t) clipped at 0 (1: the same function; scale counts); one objective per probe shape, as the real task has
-one per anchor network. A layer whose output is not finite or is constant is "rejected" (None).
+tensors, as R² = 1 - mean((y - t)²) / var(t) clipped at 0 (1: the same function; scale counts);
+one objective per probe shape, as the real task has one per anchor network. A layer whose output
+is not finite or is constant is "rejected" (None).
 It costs milliseconds, so evolution and random search can be compared over many seeds.
 """
 
