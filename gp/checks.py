@@ -71,18 +71,21 @@ def probe(genome: Genome, inputs: list[torch.Tensor] | None = None) -> ProbeRepo
     return ProbeReport(finite, depends, constant, genome.live_nodes, genome.uses_batch)
 
 
-def fingerprint(genome: Genome, *, digits: int = 4) -> str:
-    """A hash of the layer's outputs on the probe batches, rounded to ``digits`` significant
-    digits, so that two genomes computing the same function (written differently) share it.
+def fingerprint(genome: Genome, *, bits: int = 10) -> str:
+    """A hash of the layer's outputs on the probe batches, rounded to ``bits`` mantissa bits
+    (about three significant digits), so that two genomes computing the same function (written
+    differently) share it and float nondeterminism does not break matches.
 
-    Non-finite outputs hash as such; rounding keeps float nondeterminism from breaking matches.
+    Rounding works on the float32 bit pattern (round half up on the magnitude), which is cheap;
+    every NaN hashes alike, and values below 1e-12 in magnitude count as 0.
     """
+    drop = 23 - bits
     h = hashlib.sha256()
     for o in _outputs(genome, probe_inputs()):
-        o = o.double()
-        mag = torch.floor(torch.log10(o.abs().clamp_min(1e-30)))
-        scale = torch.pow(10.0, digits - 1 - mag)
-        rounded = torch.where(torch.isfinite(o), torch.round(o * scale) / scale, o)
-        rounded = torch.where(o.abs() < 1e-12, torch.zeros_like(o), rounded)
-        h.update(rounded.nan_to_num(nan=1.5e308, posinf=1.7e308, neginf=-1.7e308).numpy().tobytes())
+        o = o.float()
+        o = torch.where(o.abs() < 1e-12, torch.zeros_like(o), o)
+        o = torch.where(torch.isnan(o), torch.full_like(o, float("nan")), o)
+        pattern = o.view(torch.int32)
+        rounded = (pattern + (1 << (drop - 1))) >> drop
+        h.update(rounded.numpy().tobytes())
     return h.hexdigest()[:16]

@@ -12,7 +12,7 @@ STATUSES = (OK, REJECTED, DUPLICATE, FAILED)
 @dataclass(frozen=True)
 class Record:
     ordinal: int  # position in the history (0-based)
-    genome: str  # canonical text
+    genome: str  # text of the genome as asked, dead nodes included (see key for identity)
     key: str
     status: str  # ok | rejected | duplicate | failed
     objectives: tuple[float, ...] | None  # K scores, higher is better; None unless it can win

@@ -51,8 +51,9 @@ class Searcher:
     def ask(self) -> Genome:
         """A genome to evaluate, new in function; duplicates met on the way are recorded."""
         for _ in range(MAX_DRAWS):
+            # the full genome is kept, dead nodes included: mutation may revive them (the paper's
+            # genomes grow that way); the key, and so every cache, depends on the live graph only
             genome, parent = self._propose()
-            genome = genome.canonical
             if genome.key in self.pending:
                 continue  # the same layer is being evaluated now
             if genome.key in self._by_key:
@@ -74,10 +75,10 @@ class Searcher:
              reason: str | None = None, stage: str | None = None) -> Record:
         """Record the evaluation of an asked genome. ``objectives``: K scores (higher is better), or
         None when it was rejected or failed. Non-finite scores are recorded as a failure."""
-        key = genome.canonical.key
+        key = genome.key
         if key not in self.pending:
             raise KeyError(f"tell() for a genome that was not asked or was told already: {genome}")
-        canonical, parent, fp = self.pending.pop(key)
+        asked, parent, fp = self.pending.pop(key)
         self._pending_fp.discard(fp)
         values, problem = sanitize(objectives, self.num_objectives)
         status = status or (OK if values is not None else REJECTED)
@@ -91,7 +92,7 @@ class Searcher:
             raise ValueError("status ok needs objectives")
         if values is not None and self.num_objectives is None:
             self.num_objectives = len(values)
-        record = Record(len(self.history), str(canonical), key, status, values, parent, reason, stage, fp)
+        record = Record(len(self.history), str(asked), key, status, values, parent, reason, stage, fp)
         self._append(record)
         self._by_key[key] = record.ordinal
         if fp is not None:

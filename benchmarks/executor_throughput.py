@@ -1,0 +1,85 @@
+"""Candidates per minute with the serial executor and with 1 and 2 worker processes, on the
+same fixed set of layers, measured in one run.
+
+    python benchmarks/executor_throughput.py [--data ../shared/data/cifar10] [--preset smoke] [--count 16]
+
+The set is seeded random layers (mostly rejected early, as in a real search) plus zoo layers
+(trained in full). Worker start-up (spawn, data load, BN-ReLU timing) is measured apart from the
+steady state: each worker first evaluates one warm-up layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from evaluation import config as cfgmod
+from evaluation.evaluate import Evaluator
+from evaluation.executors import ProcessExecutor
+from gp import random_genome, zoo
+from gp.search import SerialExecutor
+
+
+def layers(count: int):
+    rng = np.random.default_rng(0)
+    out = [zoo.get(n) for n in ("bn_relu", "evonorm_s0", "evonorm_b0")]
+    while len(out) < count:
+        g = random_genome(rng)
+        if g.key not in {o.key for o in out}:
+            out.append(g)
+    return out
+
+
+def throughput(executor, genomes) -> float:
+    """Candidates per minute, keeping the executor full."""
+    queue, in_flight, done = list(genomes), 0, 0
+    start = time.perf_counter()
+    while done < len(genomes):
+        while queue and in_flight < executor.capacity:
+            executor.submit(queue.pop(0))
+            in_flight += 1
+        executor.next_result()
+        in_flight -= 1
+        done += 1
+    return len(genomes) / (time.perf_counter() - start) * 60
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="smoke")
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--count", type=int, default=16)
+    args = ap.parse_args()
+    cfg = cfgmod.load(args.preset)
+    if args.data:
+        cfg = cfgmod.override(cfg, **{"data.source": args.data})
+    cfg = cfgmod.override(cfg, device="cpu")
+    genomes = layers(args.count)
+    warm = random_genome(np.random.default_rng(99), num_nodes=1)
+    rows = []
+    start = time.perf_counter()
+    serial = SerialExecutor(Evaluator(cfg))
+    serial.submit(warm)
+    serial.next_result()
+    rows.append(("serial (in process)", time.perf_counter() - start, throughput(serial, genomes)))
+    for workers in (1, 2):
+        start = time.perf_counter()
+        ex = ProcessExecutor(cfg, workers)
+        for _ in range(workers):
+            ex.submit(warm)
+        for _ in range(workers):
+            ex.next_result()
+        ready = time.perf_counter() - start
+        rows.append((f"process, {workers} worker{'s' * (workers > 1)}", ready, throughput(ex, genomes)))
+        ex.close()
+    base = rows[0][2]
+    print(f"{len(genomes)} layers, preset {args.preset}, CPU")
+    print(f"{'executor':<22} {'start-up s':>10} {'cand./min':>10} {'ratio':>6}")
+    for name, ready, rate in rows:
+        print(f"{name:<22} {ready:>10.1f} {rate:>10.1f} {rate / base:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()
