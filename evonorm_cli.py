@@ -99,7 +99,22 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from evaluation.executors import make_executor
     from evaluation.experiment import Experiment, SearchDisplay, summary
 
-    if args.resume:
+    tracker = None
+    if not args.no_tracking:
+        from evaluation.tracking import Tracker
+
+        tracker = Tracker(args.tracking_uri, args.experiment)  # checked before any training
+    if args.resume and args.resume_run:
+        raise ValueError("give --resume DIR or --resume-run RUN_ID, not both")
+    if args.resume_run:
+        if tracker is None:
+            raise ValueError("--resume-run reads the tracking store; drop --no-tracking")
+        out = Path(args.out or f"runs/resumed-{args.resume_run[:8]}")
+        exp = Experiment.from_tracking(tracker, tracker.resolve(args.resume_run), out)
+        if args.budget is not None:
+            exp.with_budget(args.budget)
+        print(f"resuming run {exp.run_id} from {tracker.uri}: {exp.searcher.evaluated} evaluated", file=sys.stderr)
+    elif args.resume:
         if args.config or args.preset:
             raise ValueError("--resume continues a search with its own config; drop --preset / --config")
         exp = Experiment.resume(Path(args.resume))
@@ -115,6 +130,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         search_cfg = cfgmod.load_search(args.config or args.preset)
         changes = {k: v for k, v in {"algorithm": args.algorithm, "criterion": args.criterion,
                                      "budget": args.budget, "seed": args.seed}.items() if v is not None}
+        if args.seed_layers is not None:
+            changes["seed_layers"] = tuple(args.seed_layers)
         search_cfg = dataclasses.replace(search_cfg, **changes)
         out = Path(args.out or f"runs/search-{time.strftime('%Y%m%d-%H%M%S')}")
         exp = Experiment.create(out, eval_cfg, search_cfg)
@@ -123,11 +140,48 @@ def _cmd_search(args: argparse.Namespace) -> int:
     executor = make_executor(kind, exp.eval_cfg, workers, ray_address=args.ray_address)
     display = SearchDisplay(exp.anchors, exp.search_cfg.budget)
     try:
-        exp.run(executor, on_record=display)
+        exp.run(executor, on_record=display, tracker=tracker)
     finally:
         display.line.done()
         executor.close()
     print(summary(exp))
+    if tracker is not None:
+        n = len(exp.searcher.history)
+        print(f"tracked as run {exp.run_id} in {tracker.uri} (experiment {tracker.experiment}); logging took "
+              f"{tracker.seconds / max(1, n) * 1e3:.0f} ms per candidate")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from analysis.report import write_report
+    from evaluation.tracking import Tracker
+
+    tracker = Tracker(args.tracking_uri, args.experiment)
+    run_id = tracker.resolve(args.run)
+    out = Path(args.out or f"reports/{run_id[:8]}")
+    page = write_report(tracker, run_id, out, top=args.top)
+    if not args.no_upload:
+        tracker.log_artifacts(out, run_id)
+    print(f"report: {page}" + ("" if args.no_upload else f" (also logged to run {run_id} as artifacts)"))
+    return 0
+
+
+def _cmd_rerank(args: argparse.Namespace) -> int:
+    from evaluation.progress import ProgressLine
+    from evaluation.rerank import rerank, table
+    from evaluation.tracking import Tracker
+
+    tracker = Tracker(args.tracking_uri, args.experiment)
+    args.preset = args.preset or "cpu"
+    cfg = _eval_config(args)
+    line = ProgressLine()
+    rows, run_id = rerank(tracker, args.run, cfg, top=args.top, seeds=args.seeds, split=args.split,
+                          progress=line.training)
+    line.done()
+    print(table(rows, [a.arch for a in cfg.anchors]))
+    print(f"\nlogged as run {run_id} ({args.split} split, {args.seeds} seeds per layer and anchor)")
     return 0
 
 
@@ -169,13 +223,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--algorithm", choices=["evolution", "random"], help="default: the preset's (evolution)")
     p.add_argument("--criterion", choices=["pareto", "average"], help="tournament winner (default: pareto)")
     p.add_argument("--budget", type=int, metavar="N", help="evaluations to finish, duplicates excluded")
+    p.add_argument("--seed-layers", nargs="*", metavar="NAME",
+                   help="zoo layers placed first in the initial population, e.g. bn_relu evonorm_b0")
     p.add_argument("--workers", type=int, metavar="W", help="evaluations in flight")
     p.add_argument("--executor", choices=["serial", "process", "ray"], help="where evaluations run")
     p.add_argument("--ray-address", metavar="ADDR", help="a running Ray cluster (default: start a local one)")
     p.add_argument("--out", metavar="DIR", help="directory of the search (default: runs/search-TIMESTAMP)")
     p.add_argument("--resume", metavar="DIR", help="continue the search saved in DIR")
+    p.add_argument("--resume-run", metavar="RUN_ID",
+                   help="continue a search from its MLflow parent run (or 'latest'), without its checkpoint")
+    _add_tracking_options(p)
+    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser(
+        "report", help="plots and an HTML page of a tracked search",
+        description="Read a search from MLflow and write PNG plots (progress against random search, Pareto "
+                    "fronts, rejections, the top layers' graphs) and report.html, also logged to the run.")
+    p.add_argument("run", metavar="RUN_ID", help="the search's MLflow parent run id, or 'latest'")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: reports/RUNID)")
+    p.add_argument("--top", type=int, default=10, metavar="N", help="layers to list and draw (default: 10)")
+    p.add_argument("--no-upload", action="store_true", help="do not log the report to the run")
+    _add_tracking_options(p)
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
+        "rerank", help="train a search's top layers longer, with several seeds, next to BN-ReLU",
+        description="Re-rank the top layers of a tracked search as the paper did before naming EvoNorm: "
+                    "train each (and BN-ReLU) on every anchor with several seeds, without the quality and "
+                    "budget rejections, and log the table to MLflow. The test split is used only with "
+                    "--split test (then training uses the whole training split).")
+    p.add_argument("run", metavar="RUN_ID", help="the search's MLflow parent run id, or 'latest'")
+    p.add_argument("--top", type=int, default=10, metavar="N", help="layers to re-rank (default: 10)")
+    p.add_argument("--seeds", type=int, default=3, metavar="S", help="seeds per layer and anchor (default: 3)")
+    p.add_argument("--split", choices=["val", "test"], default="val", help="score on (default: val)")
+    _add_eval_options(p, preset_default=None)
+    _add_tracking_options(p)
+    p.set_defaults(func=_cmd_rerank)
     return parser
+
+
+def _add_tracking_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tracking-uri", metavar="URI",
+                   help="MLflow tracking URI, e.g. http://host:5000 (default: MLflow's own, "
+                        "sqlite:///mlflow.db in the working directory)")
+    p.add_argument("--experiment", default="evonorm", metavar="NAME", help="MLflow experiment (default: evonorm)")
 
 
 def _add_eval_options(p: argparse.ArgumentParser, preset_default: str | None = "cpu") -> None:

@@ -41,6 +41,12 @@ def conv(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1) -> n
     return nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False)
 
 
+def classifier(channels: int, num_classes: int, dropout: float = 0.0) -> nn.Sequential:
+    """Global average pooling, dropout, linear: the head of every anchor."""
+    layers = [nn.AdaptiveAvgPool2d(1), nn.Flatten()] + ([nn.Dropout(dropout)] if dropout > 0 else [])
+    return nn.Sequential(*layers, nn.Linear(channels, num_classes))
+
+
 def init_weights(model: nn.Module) -> None:
     """He-normal convolutions, small-normal classifier, as the reference implementations."""
     for m in model.modules():

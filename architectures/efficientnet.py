@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torchvision.ops import SqueezeExcitation, StochasticDepth
 
-from architectures.common import NormAct, bn_silu, conv, init_weights, make_divisible
+from architectures.common import NormAct, bn_silu, classifier, conv, init_weights, make_divisible
 
 # expansion, kernel, first stride, channels, repeats
 STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
@@ -56,8 +56,7 @@ class EfficientNetB0(nn.Module):
         last = 4 * cin
         layers += [conv(cin, last, 1), norm_act(last)]
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
-                                  nn.Linear(last, num_classes))
+        self.head = classifier(last, num_classes, dropout)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) -> (N, classes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from architectures.common import NormAct, bn_relu, conv, init_weights, make_divisible
+from architectures.common import NormAct, bn_relu, classifier, conv, init_weights, make_divisible
 
 # expansion t, channels c, repeats n, first stride s
 SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
@@ -51,8 +51,7 @@ class MobileNetV2(nn.Module):
                 cin = cout
         layers += [conv(cin, last, 1), norm_act(last)]
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
-                                  nn.Linear(last, num_classes))
+        self.head = classifier(last, num_classes, dropout)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) -> (N, classes)

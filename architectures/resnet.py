@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from architectures.common import NormAct, bn_relu, conv, init_weights
+from architectures.common import NormAct, bn_relu, classifier, conv, init_weights
 
 EXPANSION = 4
 
@@ -49,7 +49,7 @@ class PreActResNet(nn.Module):
                 cin = w * EXPANSION
         self.blocks = nn.Sequential(*blocks)
         self.post = norm_act(cin)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
+        self.head = classifier(cin, num_classes)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) -> (N, classes)

@@ -53,10 +53,17 @@ def check_config(config: EvalConfig) -> None:
         raise ConfigError(f"train.no_act must be affine, candidate or batchnorm, got {config.train.no_act!r}")
 
 
-def load_data(config: EvalConfig, device: torch.device) -> datamod.DeviceData:
-    """The training split of the configured source, cut into train / validation, on ``device``."""
+def load_data(config: EvalConfig, device: torch.device, *, test: bool = False) -> datamod.DeviceData:
+    """The training split of the configured source, cut into train / validation, on ``device``.
+
+    ``test=True`` (re-ranking only, when asked) trains on the whole training split and scores on
+    the test split instead; the search itself never reads the test split.
+    """
     d = config.data
     split, _ = datamod.load_split(d.source, "train", per_class=d.per_class)
+    if test:
+        held, _ = datamod.load_split(d.source, "test")
+        return datamod.DeviceData(split, held, device)
     train, val = datamod.holdout(split, d.val_size, d.split_seed)
     return datamod.DeviceData(train, val, device)
 

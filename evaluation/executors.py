@@ -126,8 +126,9 @@ class _RayWorker:
 
     def __init__(self, config: dict, threads: int) -> None:
         torch.set_num_threads(threads)
-        device = "cuda" if torch.cuda.is_available() and config["device"] in ("auto", "cuda") else config["device"]
-        self.evaluator = Evaluator(from_dict(config | {"device": "cpu" if device == "auto" else device}))
+        # Ray makes the actor's own GPU visible as cuda:0
+        device = "cuda" if torch.cuda.is_available() and config["device"] != "cpu" else "cpu"
+        self.evaluator = Evaluator(from_dict(config | {"device": device}))
 
     def pid(self) -> int:
         return os.getpid()

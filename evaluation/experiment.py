@@ -36,8 +36,10 @@ def make_searcher(cfg: SearchConfig) -> Searcher:
 class Experiment:
     """One search's directory: ``checkpoint.json`` holds everything needed to resume."""
 
-    def __init__(self, out: Path, eval_cfg: EvalConfig, search_cfg: SearchConfig, searcher: Searcher) -> None:
+    def __init__(self, out: Path, eval_cfg: EvalConfig, search_cfg: SearchConfig, searcher: Searcher,
+                 run_id: str | None = None) -> None:
         self.out, self.eval_cfg, self.search_cfg, self.searcher = Path(out), eval_cfg, search_cfg, searcher
+        self.run_id = run_id  # the MLflow parent run, once tracked
 
     @classmethod
     def create(cls, out: Path, eval_cfg: EvalConfig, search_cfg: SearchConfig) -> Experiment:
@@ -57,12 +59,33 @@ class Experiment:
             raise FileNotFoundError(f"no search to resume in {out}: {path} does not exist")
         blob = json.loads(path.read_text())
         search_cfg = cfgmod._build(SearchConfig, blob["search"], "search")
-        return cls(Path(out), cfgmod.from_dict(blob["eval"]), search_cfg, Searcher.from_state(blob["searcher"]))
+        return cls(Path(out), cfgmod.from_dict(blob["eval"]), search_cfg, Searcher.from_state(blob["searcher"]),
+                   blob.get("run_id"))
+
+    @classmethod
+    def from_tracking(cls, tracker, run_id: str, out: Path) -> Experiment:
+        """Rebuild a search from its tracked parent run and child runs (no checkpoint needed)."""
+        from evaluation.tracking import config_of
+
+        config = config_of(tracker.search_run(run_id))
+        eval_cfg = cfgmod.from_dict(config["eval"])
+        search_cfg = cfgmod._build(SearchConfig, config["search"], "search")
+        template = make_searcher(search_cfg).state()
+        searcher = Searcher.from_history(template["kind"], template["params"], search_cfg.seed, template["space"],
+                                         tracker.history(run_id))
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        exp = cls(out, eval_cfg, search_cfg, searcher, run_id)
+        exp.save()
+        return exp
+
+    def config(self) -> dict:
+        return {"eval": cfgmod.to_dict(self.eval_cfg), "search": cfgmod.to_dict(self.search_cfg)}
 
     def save(self) -> None:
         """Write the checkpoint atomically: a reader or a kill sees the old file or the new one."""
-        blob = {"version": 1, "saved": time.time(), "eval": cfgmod.to_dict(self.eval_cfg),
-                "search": cfgmod.to_dict(self.search_cfg), "searcher": self.searcher.state()}
+        blob = {"version": 1, "saved": time.time(), "run_id": self.run_id, **self.config(),
+                "searcher": self.searcher.state()}
         tmp = self.out / f".{CHECKPOINT}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
             json.dump(blob, f)
@@ -74,8 +97,28 @@ class Experiment:
         self.search_cfg = dataclasses.replace(self.search_cfg, budget=budget)
         return self
 
-    def run(self, executor, *, on_record=None) -> list[Record]:
-        return run_search(self.searcher, executor, self.search_cfg.budget, on_record=on_record, save=self.save)
+    def run(self, executor, *, on_record=None, tracker=None) -> list[Record]:
+        """Run to the budget; with a tracker, every candidate becomes a child run of the search's
+        parent run (opened here, or re-opened on resume)."""
+        if tracker is None:
+            return run_search(self.searcher, executor, self.search_cfg.budget, on_record=on_record, save=self.save)
+        self.run_id = tracker.start_search(self.out.name, self.config(), algorithm=self.search_cfg.algorithm,
+                                           run_id=self.run_id)
+        self.save()
+
+        def track(record: Record, result, searcher: Searcher, in_flight: int) -> None:
+            tracker.log_candidate(record, result, self.anchors)
+            tracker.log_progress(searcher.history, self.anchors)
+            if on_record is not None:
+                on_record(record, result, searcher, in_flight)
+
+        ok = False
+        try:
+            history = run_search(self.searcher, executor, self.search_cfg.budget, on_record=track, save=self.save)
+            ok = True
+            return history
+        finally:
+            tracker.finish(ok)
 
     @property
     def anchors(self) -> list[str]:

@@ -30,3 +30,44 @@ def cifar_dir() -> Path:
 @pytest.fixture
 def gen() -> torch.Generator:
     return torch.Generator().manual_seed(0)
+
+
+TINY = """
+device = "cpu"
+seed = 0
+[[anchors]]
+arch = "resnet50"
+width = 0.0625
+[data]
+source = "{data}"
+per_class = 30
+val_size = 60
+[train]
+steps = 4
+batch_size = 16
+lr = 0.05
+[rejection]
+quality_step = 4
+quality_threshold = 0.0
+stability_steps = 2
+stability_batch = 8
+max_step_ratio = 0
+[search]
+population_size = 4
+tournament_size = 2
+budget = 8
+seed = 0
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_text(cifar_dir) -> str:
+    """A search config that runs in seconds: one tiny ResNet anchor on 300 images."""
+    return TINY.format(data=cifar_dir)
+
+
+@pytest.fixture
+def tiny_config(tmp_path, tiny_text):
+    path = tmp_path / "tiny.toml"
+    path.write_text(tiny_text)
+    return path

@@ -146,6 +146,22 @@ class Searcher:
         return {}
 
     @staticmethod
+    def from_history(kind: str, params: dict, seed: int | None, space: dict, records: Sequence[Record], *,
+                     fingerprint: Fingerprint | None = functional_fingerprint) -> Searcher:
+        """Rebuild a searcher from a finished history alone (e.g. read from a tracking store).
+
+        The window, caches and objective count follow from the records; the RNG, which a history
+        does not hold, restarts from (seed, number of records), so the continuation is
+        reproducible though not the one an unbroken run would have drawn.
+        """
+        num = next((len(r.objectives) for r in records if r.objectives is not None), None)
+        rng = np.random.default_rng([seed or 0, len(records)])
+        state = {"kind": kind, "seed": seed, "params": params, "space": space, "rng": rng.bit_generator.state,
+                 "num_objectives": num, "history": [r.to_dict() for r in records], "pending": [],
+                 "seeded": len(params.get("seed_layers", ()))}
+        return Searcher.from_state(state, fingerprint=fingerprint)
+
+    @staticmethod
     def from_state(state: dict, *, fingerprint: Fingerprint | None = functional_fingerprint) -> Searcher:
         cls = {"evolution": Evolution, "random": RandomSearch}[state["kind"]]
         searcher = cls(seed=state["seed"], space=SearchSpace(**state["space"]), fingerprint=fingerprint,

@@ -14,40 +14,6 @@ from evaluation import config as cfgmod
 from evaluation.executors import ProcessExecutor, RayExecutor
 from evaluation.experiment import CHECKPOINT, Experiment
 
-TINY = """
-device = "cpu"
-seed = 0
-[[anchors]]
-arch = "resnet50"
-width = 0.0625
-[data]
-source = "{data}"
-per_class = 30
-val_size = 60
-[train]
-steps = 4
-batch_size = 16
-lr = 0.05
-[rejection]
-quality_step = 4
-quality_threshold = 0.0
-stability_steps = 2
-stability_batch = 8
-max_step_ratio = 0
-[search]
-population_size = 4
-tournament_size = 2
-budget = 8
-seed = 0
-"""
-
-
-@pytest.fixture
-def tiny_config(tmp_path, cifar_dir):
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY.format(data=cifar_dir))
-    return path
-
 
 def _search(*args, **kw):
     return subprocess.Popen([sys.executable, "-m", "evonorm_cli", "search", *args], stdout=subprocess.PIPE,

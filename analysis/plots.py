@@ -1,0 +1,132 @@
+"""Plots of a search, from its records alone (no training, no tracking calls)."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from gp import ops  # noqa: E402
+from gp.genome import NUM_INPUTS, Genome  # noqa: E402
+from gp.search import Record, pareto_front  # noqa: E402
+
+
+def best_so_far(records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
+    """(evaluations, best mean score so far) over the evaluated candidates, in order."""
+    xs, ys, best = [], [], np.nan
+    for r in records:
+        if not r.evaluated:
+            continue
+        if r.objectives is not None:
+            best = r.mean if np.isnan(best) else max(best, r.mean)
+        xs.append(len(xs) + 1)
+        ys.append(best)
+    return np.array(xs), np.array(ys)
+
+
+def progress(runs: dict[str, list[Record]], path: Path, baseline: float | None = None) -> Path:
+    """Best-so-far mean accuracy against candidates evaluated, one line per search (Figure 10)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, records in runs.items():
+        x, y = best_so_far(records)
+        ax.step(x, y, where="post", label=label)
+    if baseline is not None:
+        ax.axhline(baseline, color="grey", linestyle="--", label=f"BN-ReLU ({baseline:.3f})")
+    ax.set_xlabel("candidates evaluated")
+    ax.set_ylabel("best mean validation accuracy")
+    ax.set_title("Search progress")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def pareto(records: list[Record], anchors: list[str], path: Path) -> Path:
+    """Accuracy on each pair of anchors; each pair's Pareto front highlighted."""
+    scored = [r for r in records if r.objectives is not None and r.evaluated]
+    pairs = list(itertools.combinations(range(len(anchors)), 2)) or [(0, 0)]
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4.6 * len(pairs), 4.2), squeeze=False)
+    for ax, (i, j) in zip(axes[0], pairs, strict=True):
+        if scored:
+            pts = np.array([[r.objectives[i], r.objectives[j]] for r in scored])
+            front = pareto_front(pts)
+            ax.scatter(pts[:, 0], pts[:, 1], s=14, alpha=0.5, label="candidates")
+            f = pts[front][np.argsort(pts[front][:, 0])]
+            ax.plot(f[:, 0], f[:, 1], "o-", color="crimson", label="Pareto front")
+        ax.set_xlabel(f"accuracy, {anchors[i]}")
+        ax.set_ylabel(f"accuracy, {anchors[j]}")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+    fig.suptitle("Pareto fronts across anchors")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def rejections(records: list[Record], path: Path) -> Path:
+    """Candidates by outcome: passed, duplicate, failed, and rejected by stage."""
+    counts = Counter("rejected: " + (r.stage or "?") if r.status == "rejected" else r.status for r in records)
+    labels = sorted(counts, key=lambda k: -counts[k])
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(labels) + 1.5))
+    ax.barh(labels[::-1], [counts[k] for k in labels[::-1]], color="slategray")
+    for y, k in enumerate(labels[::-1]):
+        ax.text(counts[k], y, f" {counts[k]}", va="center")
+    ax.set_xlabel("candidates")
+    ax.set_title("Outcomes and rejections by stage")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _label(genome: Genome, i: int) -> str:
+    return ops.INPUT_TEXT[ops.INPUTS[i]] if i < NUM_INPUTS else genome.node(i).op
+
+
+def draw_graph(genome: Genome, path: Path) -> Path:
+    """The live graph: Graphviz's ``dot`` when installed, else a layered matplotlib drawing."""
+    g = genome.canonical
+    live = sorted(g.live)
+    edges = [(a, i) for i in live if i >= NUM_INPUTS for a in g.node(i).inputs]
+    if shutil.which("dot"):
+        lines = ["digraph layer {", "rankdir=LR; node [shape=box, style=rounded, fontname=Helvetica];"]
+        lines += [f'n{i} [label="{_label(g, i)}"{", shape=ellipse" if i < NUM_INPUTS else ""}];' for i in live]
+        lines += [f"n{a} -> n{b};" for a, b in edges]
+        lines += [f"n{g.output} -> out; out [shape=plaintext, label=\"·γ + β\"];", "}"]
+        subprocess.run(["dot", "-Tpng", "-o", str(path)], input="\n".join(lines), text=True, check=True)
+        return path
+    depth = {i: 0 for i in live if i < NUM_INPUTS}
+    for i in live:
+        if i >= NUM_INPUTS:
+            depth[i] = 1 + max(depth[a] for a in g.node(i).inputs)
+    columns: dict[int, list[int]] = {}
+    for i in live:
+        columns.setdefault(depth[i], []).append(i)
+    pos = {i: (d, k - (len(col) - 1) / 2) for d, col in columns.items() for k, i in enumerate(col)}
+    width = max(columns) + 1
+    fig, ax = plt.subplots(figsize=(1.9 * width + 1, 1.0 * max(len(c) for c in columns.values()) + 1))
+    for a, b in edges:
+        ax.annotate("", xy=pos[b], xytext=pos[a],
+                    arrowprops={"arrowstyle": "->", "color": "grey", "shrinkA": 14, "shrinkB": 14})
+    for i, (x, y) in pos.items():
+        ax.text(x, y, _label(g, i), ha="center", va="center", fontsize=9,
+                bbox={"boxstyle": "round", "fc": "lightyellow" if i < NUM_INPUTS else "lightblue", "ec": "grey"})
+    ax.set_xlim(-0.7, width - 0.3)
+    ys = [y for _, y in pos.values()]
+    ax.set_ylim(min(ys) - 0.8, max(ys) + 0.8)
+    ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,79 @@
+"""Re-ranking: the paper trained its top layers longer before naming EvoNorm-B0 and S0.
+
+Each of the top layers of a tracked search, and BN-ReLU beside them, is trained on every anchor
+with several seeds under a (longer) config, without the quality and budget rejections; the table
+of mean accuracies is logged to MLflow as a run of its own, linked to the search.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from pathlib import Path
+
+from evaluation import config as cfgmod
+from evaluation.config import EvalConfig
+from evaluation.evaluate import Evaluator, load_data, resolve_device
+from evaluation.hooks import FiniteLoss
+from evaluation.tracking import Tracker
+from gp import Genome, formula, zoo
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    name: str
+    genome: str
+    scores: dict[str, list[float]]  # anchor -> accuracy per seed (NaN where the layer did not train)
+
+    @property
+    def mean(self) -> float:
+        return statistics.mean(statistics.mean(v) for v in self.scores.values())
+
+
+def rerank(tracker: Tracker, run: str, config: EvalConfig, *, top: int = 10, seeds: int = 3,
+           split: str = "val", progress=None) -> tuple[list[Row], str]:
+    """Train the search's ``top`` layers and BN-ReLU; returns the rows (best first) and the run id."""
+    if split not in ("val", "test"):
+        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+    run_id = tracker.resolve(run)
+    records = [r for r in tracker.history(run_id) if r.objectives is not None and r.evaluated]
+    best = sorted(records, key=lambda r: (-r.mean, r.ordinal))[:top]
+    if not best:
+        raise ValueError(f"search {run_id} has no layer that passed every check; nothing to re-rank")
+    layers = [("bn_relu", zoo.get("bn_relu"))] + [(f"candidate {r.ordinal}", Genome.parse(r.genome)) for r in best]
+    data = load_data(config, resolve_device(config.device), test=split == "test")
+    rows = []
+    for name, genome in layers:
+        scores: dict[str, list[float]] = {a.arch: [] for a in config.anchors}
+        for seed in range(seeds):
+            cfg = dataclasses.replace(config, seed=config.seed + seed)
+            result = Evaluator(cfg, hooks=[FiniteLoss()], data=data, progress=progress)(genome)
+            for a in config.anchors:
+                scores[a.arch].append(result.accuracies.get(a.arch, float("nan")))
+        rows.append(Row(name, str(genome), scores))
+    rows.sort(key=lambda r: -r.mean if r.mean == r.mean else float("inf"))
+    rerank_id = _log(tracker, run_id, config, rows, seeds, split)
+    return rows, rerank_id
+
+
+def table(rows: list[Row], anchors: list[str]) -> str:
+    head = f"{'#':>2} {'layer':<14} " + " ".join(f"{a[:14]:>14}" for a in anchors) + f" {'mean':>7}  formula"
+    lines = [head]
+    for i, r in enumerate(rows, 1):
+        cells = " ".join(f"{statistics.mean(r.scores[a]):>8.3f}±{statistics.pstdev(r.scores[a]):<5.3f}"
+                         for a in anchors)
+        lines.append(f"{i:>2} {r.name:<14} {cells} {r.mean:>7.3f}  {formula(Genome.parse(r.genome))}")
+    return "\n".join(lines)
+
+
+def _log(tracker: Tracker, search_run: str, config: EvalConfig, rows: list[Row], seeds: int, split: str) -> str:
+    import tempfile
+
+    anchors = [a.arch for a in config.anchors]
+    run_id = tracker.start_rerank(search_run, cfgmod.to_dict(config) | {"seeds": seeds, "split": split})
+    tracker.log_rerank_rows([(r.name, r.genome, r.mean) for r in rows])
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "rerank.txt").write_text(table(rows, anchors) + "\n")
+        tracker.log_artifacts(Path(tmp), run_id)
+    tracker.finish()
+    return run_id

@@ -1,0 +1,56 @@
+"""A paper-style search: layers with batch statistics, Pareto tournament over three anchors.
+
+Copy and adapt. Runs with the Python API (no CLI):
+
+    python scripts/paper_search.py --data ../shared/data/cifar10 --preset cpu --budget 50 --workers 2
+
+Every candidate is logged to MLflow (default: sqlite:///mlflow.db here; see `mlflow ui`), and the
+search is checkpointed in --out, so `evonorm search --resume OUT` continues it after a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from evaluation import config as cfgmod
+from evaluation.executors import make_executor
+from evaluation.experiment import Experiment, SearchDisplay, summary
+from evaluation.tracking import Tracker
+
+
+def main(batch_stats: bool = True, default_out: str = "runs/paper-search") -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--data", default="cifar10")
+    ap.add_argument("--budget", type=int, default=50)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--executor", default=None, help="serial | process | ray (default: serial for 1 worker)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=default_out)
+    ap.add_argument("--tracking-uri", default=None)
+    ap.add_argument("--experiment", default="evonorm")
+    args = ap.parse_args()
+
+    eval_cfg = cfgmod.override(cfgmod.load(args.preset), **{"data.source": args.data})
+    search_cfg = dataclasses.replace(
+        cfgmod.load_search(args.preset),
+        algorithm="evolution", criterion="pareto", batch_stats=batch_stats, budget=args.budget, seed=args.seed,
+        # the known layers of this space start the population, so the search begins from them
+        seed_layers=("bn_relu", "evonorm_b0") if batch_stats else ("gn_relu", "evonorm_s0"))
+    tracker = Tracker(args.tracking_uri, args.experiment)
+    exp = Experiment.create(args.out, eval_cfg, search_cfg)
+    kind = args.executor or ("serial" if args.workers == 1 else "process")
+    executor = make_executor(kind, eval_cfg, args.workers)
+    display = SearchDisplay(exp.anchors, search_cfg.budget)
+    try:
+        exp.run(executor, on_record=display, tracker=tracker)
+    finally:
+        display.line.done()
+        executor.close()
+    print(summary(exp))
+    print(f"MLflow run {exp.run_id}; report: evonorm report {exp.run_id}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""MLflow tracking of real (tiny) searches: child runs, a real mlflow server, reports, resume."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import mlflow
+import pytest
+
+from evaluation import config as cfgmod
+from evaluation.evaluate import Evaluator
+from evaluation.experiment import Experiment
+from evaluation.tracking import Tracker, TrackingError
+from gp.search import SerialExecutor
+
+TAGS = ["evonorm.genome", "evonorm.key", "evonorm.formula", "evonorm.status", "evonorm.reason", "evonorm.stage",
+        "evonorm.parent", "evonorm.ordinal"]
+
+
+def _tracked_search(config_path, out, uri, budget=6):
+    eval_cfg, search_cfg = cfgmod.load(str(config_path)), cfgmod.load_search(str(config_path))
+    exp = Experiment.create(out, eval_cfg, search_cfg).with_budget(budget)
+    tracker = Tracker(uri, "tests")
+    exp.run(SerialExecutor(Evaluator(eval_cfg)), tracker=tracker)
+    return exp, tracker
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory, tiny_text):
+    tmp = tmp_path_factory.mktemp("tracked")
+    path = tmp / "tiny.toml"
+    path.write_text(tiny_text)
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    exp, tracker = _tracked_search(path, tmp / "run", uri)
+    return exp, tracker, uri, path
+
+
+def test_one_child_run_per_candidate_with_tags_and_metrics(tracked):
+    exp, tracker, uri, _ = tracked
+    mlflow.set_tracking_uri(uri)
+    children = mlflow.search_runs(experiment_names=["tests"],
+                                  filter_string=f"tags.mlflow.parentRunId = '{exp.run_id}'")
+    assert len(children) == len(exp.searcher.history) >= 6
+    for tag in TAGS:
+        assert f"tags.{tag}" in children.columns
+    ordinals = sorted(int(o) for o in children["tags.evonorm.ordinal"])
+    assert ordinals == list(range(len(exp.searcher.history)))
+    ok = children[children["tags.evonorm.status"] == "ok"]
+    assert len(ok) == sum(r.status == "ok" for r in exp.searcher.history)
+    assert ok["metrics.acc.resnet50"].notna().all() and ok["metrics.acc.mean"].notna().all()
+    parent = mlflow.get_run(exp.run_id)
+    assert parent.data.params["search.population_size"] == "4" and "config.json" in parent.data.params
+    assert parent.data.metrics["evaluated"] == 6 and parent.info.status == "FINISHED"
+
+
+def test_history_rebuilt_from_tracking_reproduces_the_run(tracked, tmp_path):
+    exp, tracker, _, _ = tracked
+    assert tracker.history(exp.run_id) == exp.searcher.history
+    resumed = Experiment.from_tracking(tracker, exp.run_id, tmp_path / "again")
+    assert resumed.searcher.history == exp.searcher.history
+    assert resumed.eval_cfg == exp.eval_cfg and resumed.search_cfg == exp.search_cfg
+    assert list(resumed.searcher.window) == list(exp.searcher.window)
+
+
+def test_report_writes_pngs_and_html(tracked, tmp_path):
+    exp, tracker, uri, _ = tracked
+    proc = subprocess.run([sys.executable, "-m", "evonorm_cli", "report", "latest", "--tracking-uri", uri,
+                           "--experiment", "tests", "--out", str(tmp_path / "rep")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "rep" / "report.html").read_text()
+    for png in ["progress.png", "pareto.png", "rejections.png"]:
+        assert (tmp_path / "rep" / png).stat().st_size > 1000
+        assert f'src="{png}"' in page
+    drawings = sorted(p.name for p in (tmp_path / "rep").glob("layer-*.png"))
+    assert all(f"src='{d}'" in page for d in drawings)
+    artifacts = [a.path for a in tracker.client.list_artifacts(exp.run_id)]
+    assert "report.html" in artifacts
+
+
+def test_unreachable_tracking_server_fails_before_training(tiny_config, tmp_path):
+    start = time.time()
+    proc = subprocess.run([sys.executable, "-m", "evonorm_cli", "search", "--config", str(tiny_config),
+                           "--tracking-uri", "http://127.0.0.1:9", "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "cannot reach the tracking store 'http://127.0.0.1:9'" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()  # nothing started
+    assert time.time() - start < 60
+
+
+def test_experiment_that_cannot_be_used_is_a_clear_error(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    tracker = Tracker(uri, "gone")
+    tracker.client.delete_experiment(tracker.experiment_id)
+    with pytest.raises(TrackingError, match="experiment 'gone' is deleted"):
+        Tracker(uri, "gone")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_search_logs_to_an_mlflow_server_over_http(tiny_config, tmp_path):
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                               "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+                               "--default-artifact-root", str(tmp_path / "artifacts"), "--workers", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    pytest.fail("mlflow server did not start")
+                time.sleep(0.5)
+        exp, _ = _tracked_search(tiny_config, tmp_path / "run", uri, budget=3)
+        body = json.dumps({"experiment_ids": [Tracker(uri, "tests").experiment_id],
+                           "filter": f"tags.mlflow.parentRunId = '{exp.run_id}'", "max_results": 100}).encode()
+        request = urllib.request.Request(f"{uri}/api/2.0/mlflow/runs/search", data=body,
+                                         headers={"Content-Type": "application/json"})
+        runs = json.loads(urllib.request.urlopen(request, timeout=10).read())["runs"]
+        assert len(runs) == len(exp.searcher.history)
+        keys = {t["value"] for r in runs for t in r["data"]["tags"] if t["key"] == "evonorm.key"}
+        assert keys == {r.key for r in exp.searcher.history}
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
