@@ -97,7 +97,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     from evaluation import config as cfgmod
     from evaluation.executors import make_executor
-    from evaluation.experiment import Experiment, SearchDisplay, summary
+    from evaluation.experiment import Experiment, run_live, summary
 
     tracker = None
     if not args.no_tracking:
@@ -137,13 +137,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         exp = Experiment.create(out, eval_cfg, search_cfg)
     kind = args.executor or exp.search_cfg.executor
     workers = args.workers or (exp.search_cfg.workers if kind != "serial" else 1)
-    executor = make_executor(kind, exp.eval_cfg, workers, ray_address=args.ray_address)
-    display = SearchDisplay(exp.anchors, exp.search_cfg.budget)
-    try:
-        exp.run(executor, on_record=display, tracker=tracker)
-    finally:
-        display.line.done()
-        executor.close()
+    run_live(exp, make_executor(kind, exp.eval_cfg, workers, ray_address=args.ray_address), tracker)
     print(summary(exp))
     if tracker is not None:
         n = len(exp.searcher.history)

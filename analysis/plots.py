@@ -37,6 +37,9 @@ def progress(runs: dict[str, list[Record]], path: Path, baseline: float | None =
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, records in runs.items():
         x, y = best_so_far(records)
+        if np.isnan(y).all():
+            ax.plot([], [], label=f"{label}: no layer passed every check")
+            continue
         ax.step(x, y, where="post", label=label)
     if baseline is not None:
         ax.axhline(baseline, color="grey", linestyle="--", label=f"BN-ReLU ({baseline:.3f})")

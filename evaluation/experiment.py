@@ -149,6 +149,16 @@ class SearchDisplay:
                 f"failed {failed}  duplicates {dups}  best: {best_text}")
 
 
+def run_live(exp: Experiment, executor, tracker=None) -> list[Record]:
+    """Run a search with the live display, closing the executor whatever happens."""
+    display = SearchDisplay(exp.anchors, exp.search_cfg.budget)
+    try:
+        return exp.run(executor, on_record=display, tracker=tracker)
+    finally:
+        display.line.done()
+        executor.close()
+
+
 def summary(exp: Experiment, top: int = 5) -> str:
     hist = exp.searcher.history
     counts = Counter(r.status for r in hist)
@@ -159,7 +169,7 @@ def summary(exp: Experiment, top: int = 5) -> str:
         lines.append("no layer passed every check")
         return "\n".join(lines)
     head = f"{'#':>3} {'mean':>6} " + " ".join(f"{a[:12]:>12}" for a in exp.anchors) + "  formula"
-    lines += ["", f"top {len(best)} layers:", head]
+    lines += ["", f"top layer{'s' * (len(best) > 1)} by mean accuracy:", head]
     for r in best:
         scores = " ".join(f"{v:>12.3f}" for v in r.objectives)
         lines.append(f"{r.ordinal:>3} {r.mean:>6.3f} {scores}  {formula(Genome.parse(r.genome))}")

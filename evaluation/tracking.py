@@ -11,6 +11,7 @@ included, is passed as ``uri``.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -28,6 +29,8 @@ PARENT_TAG = "mlflow.parentRunId"
 KIND_TAG = "evonorm.kind"  # "search" on parent runs, "candidate" on child runs
 DEFAULT_EXPERIMENT = "evonorm"
 MAX_PARAM = 6000  # MLflow's limit on a param value's length
+for _name in ("mlflow", "alembic"):  # their INFO lines (database set-up) would break the live display
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 class TrackingError(RuntimeError):

@@ -15,7 +15,7 @@ import dataclasses
 
 from evaluation import config as cfgmod
 from evaluation.executors import make_executor
-from evaluation.experiment import Experiment, SearchDisplay, summary
+from evaluation.experiment import Experiment, run_live, summary
 from evaluation.tracking import Tracker
 
 
@@ -41,13 +41,7 @@ def main(batch_stats: bool = True, default_out: str = "runs/paper-search") -> No
     tracker = Tracker(args.tracking_uri, args.experiment)
     exp = Experiment.create(args.out, eval_cfg, search_cfg)
     kind = args.executor or ("serial" if args.workers == 1 else "process")
-    executor = make_executor(kind, eval_cfg, args.workers)
-    display = SearchDisplay(exp.anchors, search_cfg.budget)
-    try:
-        exp.run(executor, on_record=display, tracker=tracker)
-    finally:
-        display.line.done()
-        executor.close()
+    run_live(exp, make_executor(kind, eval_cfg, args.workers), tracker)
     print(summary(exp))
     print(f"MLflow run {exp.run_id}; report: evonorm report {exp.run_id}")
 

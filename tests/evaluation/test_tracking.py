@@ -134,3 +134,18 @@ def test_search_logs_to_an_mlflow_server_over_http(tiny_config, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_rerank_trains_top_layers_beside_bn_relu_and_logs_a_table(tracked):
+    from evaluation.rerank import rerank, table
+
+    exp, tracker, _, config_path = tracked
+    cfg = cfgmod.load(str(config_path))
+    passed = [r for r in exp.searcher.history if r.objectives is not None and r.evaluated]
+    rows, run_id = rerank(tracker, exp.run_id, cfg, top=2, seeds=2)
+    assert [r.name for r in rows].count("bn_relu") == 1 and len(rows) == 1 + min(2, len(passed))
+    assert all(len(r.scores["resnet50"]) == 2 for r in rows)
+    assert "bn_relu" in table(rows, ["resnet50"])
+    run = tracker.client.get_run(run_id)
+    assert run.data.tags["mlflow.parentRunId"] == exp.run_id and run.data.params["split"] == "val"
+    assert "rerank.txt" in [a.path for a in tracker.client.list_artifacts(run_id)]
