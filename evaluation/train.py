@@ -8,6 +8,7 @@ after every step and at every evaluation point.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -113,9 +114,8 @@ def train(ctx: TrialContext, data: DeviceData, cfg: TrainConfig, *, eval_at: set
 
 def time_steps(model: nn.Module, data: DeviceData, cfg: TrainConfig, steps: int, seed: int) -> float:
     """Median seconds per training step over ``steps`` steps after one warm-up step."""
-    clock = Stopwatch()
-    ctx = TrialContext(genome=None, anchor="", model=model, device=data.device, batch=(None, None))  # type: ignore[arg-type]
-    short = TrainConfig(**{**cfg.__dict__, "steps": steps + 1})
-    train(ctx, data, short, eval_at=set(), val_limit=None, hooks=[], seed=seed, clock=clock)
+    ctx = TrialContext(genome=None, anchor="baseline", model=model, device=data.device, batch=None)  # type: ignore[arg-type]
+    train(ctx, data, dataclasses.replace(cfg, steps=steps + 1), eval_at=set(), val_limit=None, hooks=[], seed=seed,
+          clock=Stopwatch())
     times = sorted(ctx.step_times[1:])
     return times[len(times) // 2]

@@ -14,9 +14,14 @@ DATA = ROOT.parent / "shared" / "data" / "cifar10"
 
 @pytest.fixture(scope="session", autouse=True)
 def test_cache(tmp_path_factory) -> Path:
-    """One decoded-image cache for the whole session (and its subprocesses), never the user's."""
+    """One decoded-image cache for the whole session (and its subprocesses), never the user's; MLflow's
+    default store and artifacts, and anything else written to the working directory, in a temporary
+    directory, never in the repository."""
     path = tmp_path_factory.mktemp("evonorm-cache")
     os.environ["EVONORM_CACHE"] = str(path)
+    work = tmp_path_factory.mktemp("cwd")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
+    os.chdir(work)
     return path
 
 
