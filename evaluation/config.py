@@ -115,6 +115,10 @@ def from_dict(values: dict) -> EvalConfig:
     return _build(EvalConfig, values, "")
 
 
+def search_from_dict(values: dict) -> SearchConfig:
+    return _build(SearchConfig, values, "search")
+
+
 def presets() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
 
@@ -148,7 +152,7 @@ def load_search(name_or_path: str) -> SearchConfig:
     """The ``[search]`` table of a preset or TOML file (defaults where it has none)."""
     path, values = _read(name_or_path)
     try:
-        return _build(SearchConfig, values.get("search", {}), "search")
+        return search_from_dict(values.get("search", {}))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 

@@ -58,7 +58,7 @@ class Experiment:
         if not path.exists():
             raise FileNotFoundError(f"no search to resume in {out}: {path} does not exist")
         blob = json.loads(path.read_text())
-        search_cfg = cfgmod._build(SearchConfig, blob["search"], "search")
+        search_cfg = cfgmod.search_from_dict(blob["search"])
         return cls(Path(out), cfgmod.from_dict(blob["eval"]), search_cfg, Searcher.from_state(blob["searcher"]),
                    blob.get("run_id"))
 
@@ -69,7 +69,7 @@ class Experiment:
 
         config = config_of(tracker.search_run(run_id))
         eval_cfg = cfgmod.from_dict(config["eval"])
-        search_cfg = cfgmod._build(SearchConfig, config["search"], "search")
+        search_cfg = cfgmod.search_from_dict(config["search"])
         template = make_searcher(search_cfg).state()
         searcher = Searcher.from_history(template["kind"], template["params"], search_cfg.seed, template["space"],
                                          tracker.history(run_id))

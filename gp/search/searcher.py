@@ -94,9 +94,6 @@ class Searcher:
             self.num_objectives = len(values)
         record = Record(len(self.history), str(asked), key, status, values, parent, reason, stage, fp)
         self._append(record)
-        self._by_key[key] = record.ordinal
-        if fp is not None:
-            self._by_fp[fp] = record.ordinal
         return record
 
     @property
@@ -128,7 +125,12 @@ class Searcher:
         self._append(record)
 
     def _append(self, record: Record) -> None:
+        """Every record passes here; an evaluated one answers later duplicates of its function."""
         self.history.append(record)
+        if record.evaluated:
+            self._by_key[record.key] = record.ordinal
+            if record.fingerprint is not None:
+                self._by_fp[record.fingerprint] = record.ordinal
 
     # -- state ---------------------------------------------------------------------------
 
@@ -171,12 +173,7 @@ class Searcher:
             searcher._seeded = state.get("seeded", 0)
         searcher.num_objectives = state["num_objectives"]
         for d in state["history"]:
-            record = Record.from_dict(d)
-            searcher._append(record)
-            if record.evaluated:
-                searcher._by_key[record.key] = record.ordinal
-                if record.fingerprint is not None:
-                    searcher._by_fp[record.fingerprint] = record.ordinal
+            searcher._append(Record.from_dict(d))
         for p in state["pending"]:
             genome = Genome.parse(p["genome"])
             searcher.pending[genome.key] = (genome, p["parent"], p["fingerprint"])
