@@ -7,6 +7,7 @@ accuracy). The static probe runs once per candidate before any network is built.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from contextlib import contextmanager
@@ -72,8 +73,6 @@ class Stability(Hook):
     def before_training(self, ctx: TrialContext) -> None:
         if self.steps <= 0:
             return
-        import copy
-
         model = copy.deepcopy(ctx.model).train()
         weights = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d)]
         images, labels = ctx.batch

@@ -23,6 +23,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
+from gp.genome import Genome
+from gp.printing import formula
 from gp.search.record import Record
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -103,9 +105,6 @@ class Tracker:
 
     def log_candidate(self, record: Record, result, anchors: list[str]) -> str:
         """One child run for one candidate (duplicates and rejections too)."""
-        from gp import formula
-        from gp.genome import Genome
-
         start = time.perf_counter()
         genome = Genome.parse(record.genome)
         tags = {PARENT_TAG: self.run_id, KIND_TAG: "candidate", "evonorm.genome": record.genome,
