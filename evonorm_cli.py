@@ -7,6 +7,7 @@ import sys
 
 LAYER_HELP = ("a zoo name (see 'evonorm zoo'), genome text such as 't1 = mul(v1, x); t2 = sigmoid(t1)' "
               "or an expression such as 'div(x, std_group(x))'")
+TRACKED_LAYER_HELP = LAYER_HELP + ", or RUN_ID:RANK, the RANK-th best layer of a tracked search ('latest:1')"
 
 
 def _cmd_zoo(args: argparse.Namespace) -> int:
@@ -34,6 +35,22 @@ def _cmd_show(args: argparse.Namespace) -> int:
     ]
     for label, value in rows:
         print(f"{label:<11} {value}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from evaluation.layers import resolve
+    from gp import export_source
+
+    _, genome = resolve(args.layer, tracking_uri=args.tracking_uri, experiment=args.experiment)
+    source = export_source(genome, class_name=args.class_name)
+    if args.out is None:
+        sys.stdout.write(source)
+        return 0
+    Path(args.out).write_text(source)
+    print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 
@@ -196,6 +213,24 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and whether it needs batch statistics.")
     p.add_argument("layer", metavar="LAYER", help=LAYER_HELP)
     p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser(
+        "export", help="write a layer as a standalone PyTorch module (no evonorm import)",
+        description="Write one layer as a self-contained PyTorch source file: one nn.Module with the norm-act\n"
+                    "constructor (num_features, *, apply_act=True, device=None, dtype=None), running estimates\n"
+                    "for batch statistics, the formula in its docstring and the same numerics as evonorm's\n"
+                    "compiled layer; apply_act=False gives the per-channel affine alone.\n\n"
+                    "examples:\n"
+                    "  evonorm export evonorm_s0 --out s0.py\n"
+                    "  evonorm export 'div(x, std_group(x))' --class-name GroupStd > gstd.py\n"
+                    "  evonorm export latest:1 --out best.py     # the newest tracked search's best layer",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("layer", metavar="LAYER", help=TRACKED_LAYER_HELP)
+    p.add_argument("--out", metavar="FILE", help="file to write (default: print to standard output)")
+    p.add_argument("--class-name", metavar="NAME",
+                   help="the module's class name (default: the zoo name in CamelCase, else EvolvedNormAct)")
+    _add_tracking_options(p)
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser(
         "eval", help="score one layer on the anchor networks (proxy training with rejection)",

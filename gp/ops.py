@@ -55,15 +55,21 @@ class Format:
 
 @dataclass(frozen=True)
 class Op:
+    """One primitive. ``code`` is the op as PyTorch source, a ``str.format`` template over its
+    arguments' variable names; ``helpers`` are the module-level functions that source calls, copied
+    verbatim into exported layers (``gp/export.py``), so export and compiler share one definition."""
+
     name: str
     arity: int
     fn: Callable[..., torch.Tensor]
     text: Format
     latex: Format
     doc: str
+    code: str
     index_set: str | None = None  # the aggregated index set; None for element-wise ops
     statistic: str | None = None  # "mean" | "sqmean" | "std" for aggregates
     can_overflow: bool = False  # may give inf on large finite inputs (left to rejection)
+    helpers: tuple[Callable[..., torch.Tensor], ...] = ()
 
     @property
     def is_aggregate(self) -> bool:
@@ -128,20 +134,27 @@ def sqrt(a: torch.Tensor) -> torch.Tensor:
 
 
 _ELEMENTWISE = (
-    Op("add", 2, add, Format("{0} + {1}", 1, False, True), Format("{0} + {1}", 1, False, True), "a + b"),
+    Op("add", 2, add, Format("{0} + {1}", 1, False, True), Format("{0} + {1}", 1, False, True), "a + b",
+       code="{0} + {1}"),
     Op("mul", 2, mul, Format("{0}·{1}", 3, False, True), Format("{0} \\cdot {1}", 3, False, True), "a · b",
-       can_overflow=True),
+       code="{0} * {1}", can_overflow=True),
     Op("div", 2, div, Format("{0} / {1}", 3, False), Format("\\frac{{{0}}}{{{1}}}"), "a / b, divisor guarded",
+       code="div({0}, {1})", can_overflow=True, helpers=(div,)),
+    Op("max", 2, max, Format("max({0}, {1})"), Format("\\max({0}, {1})"), "element-wise maximum",
+       code="torch.maximum({0}, {1})"),
+    Op("neg", 1, neg, Format("-{0}", 2, False), Format("-{0}", 2, False), "-a", code="-{0}"),
+    Op("sigmoid", 1, sigmoid, Format("σ({0})"), Format("\\sigma({0})"), "1 / (1 + exp(-a))",
+       code="torch.sigmoid({0})"),
+    Op("tanh", 1, tanh, Format("tanh({0})"), Format("\\tanh({0})"), "hyperbolic tangent", code="torch.tanh({0})"),
+    Op("exp", 1, exp, Format("exp({0})"), Format("\\exp({0})"), "e^a, unguarded", code="torch.exp({0})",
        can_overflow=True),
-    Op("max", 2, max, Format("max({0}, {1})"), Format("\\max({0}, {1})"), "element-wise maximum"),
-    Op("neg", 1, neg, Format("-{0}", 2, False), Format("-{0}", 2, False), "-a"),
-    Op("sigmoid", 1, sigmoid, Format("σ({0})"), Format("\\sigma({0})"), "1 / (1 + exp(-a))"),
-    Op("tanh", 1, tanh, Format("tanh({0})"), Format("\\tanh({0})"), "hyperbolic tangent"),
-    Op("exp", 1, exp, Format("exp({0})"), Format("\\exp({0})"), "e^a, unguarded", can_overflow=True),
-    Op("abs", 1, abs, Format("|{0}|"), Format("\\left|{0}\\right|"), "|a|"),
-    Op("square", 1, square, Format("{0}²", 8, False), Format("{0}^{{2}}", 8, False), "a^2", can_overflow=True),
-    Op("log", 1, log, Format("log({0})"), Format("\\log({0})"), "sign(a)·ln|a|, guarded"),
-    Op("sqrt", 1, sqrt, Format("sqrt({0})"), Format("\\sqrt{{{0}}}"), "sign(a)·sqrt(|a|), guarded"),
+    Op("abs", 1, abs, Format("|{0}|"), Format("\\left|{0}\\right|"), "|a|", code="torch.abs({0})"),
+    Op("square", 1, square, Format("{0}²", 8, False), Format("{0}^{{2}}", 8, False), "a^2", code="{0} * {0}",
+       can_overflow=True),
+    Op("log", 1, log, Format("log({0})"), Format("\\log({0})"), "sign(a)·ln|a|, guarded", code="log({0})",
+       helpers=(log,)),
+    Op("sqrt", 1, sqrt, Format("sqrt({0})"), Format("\\sqrt{{{0}}}"), "sign(a)·sqrt(|a|), guarded",
+       code="sqrt({0})", helpers=(sqrt,)),
 )
 
 # --- aggregates: three statistics over four index sets -----------------------------------
@@ -166,7 +179,8 @@ def _aggregate(statistic: str, index_set: str) -> Op:
     fn.__module__ = __name__
     globals()[name] = fn  # importable by name, so that DEAP trees and workers can pickle it
     return Op(name, 1, fn, Format(name + "({0})"), Format(latex.replace("@", index_set)), doc.format(i=index_set),
-              index_set=index_set, statistic=statistic, can_overflow=overflow)
+              code=f'{fn_stat.__name__}({{0}}, "{index_set}")', index_set=index_set, statistic=statistic,
+              can_overflow=overflow, helpers=(fn_stat,))
 
 
 _AGGREGATES = tuple(_aggregate(s, i) for s in _STATISTICS for i in stats.INDEX_SETS)
