@@ -1,7 +1,32 @@
-"""Genome -> ``torch.nn.Module``.
+"""Genome -> ``torch.nn.Module``, by generating straight-line code.
 
-A compiled layer interprets the live nodes of its genome in order, then applies the per-channel
-affine ``y * gamma + beta`` that every found layer ends with (outside the searched graph).
+A genome becomes a :class:`torch.fx.GraphModule`: one statement per live node, each a call of the
+op table's own function (``gp.ops``), so printing, interpretation and code share one definition
+of every op and its guard. The generated code, printed by :attr:`GenomeLayer.code`, reads::
+
+    def forward(self, layer, x, constants):
+        dtype = x.dtype
+        t2 = batch_statistic(x, layer.running_t2, 'mean')  # mean_batch
+        ...
+        t6 = gp_ops_max(t5, constants[0])  # max
+        return torch.addcmul(layer.beta.to(dtype), t6, layer.gamma.to(dtype)).expand_as(x)
+
+What generation removes, against walking the graph op by op:
+
+- constant folding: a node that reads only constants (``exp(0)``, ``sigmoid(0)``...) is
+  computed once, when the layer is built, in float32;
+- no allocation per forward: each constant operand is a 0-d tensor created once per device and
+  dtype and shared by every layer of the genome; the parameters are cast only where the input's
+  dtype differs from theirs (mixed precision), and only those the genome reads;
+- in eval mode, nodes read only by batch aggregates are not computed: those aggregates read
+  their running estimates;
+- one graph per genome and mode, built once and shared by every layer of that genome (a network
+  has dozens of sites), and a plain graph for ``torch.compile`` to fuse: no Python loop or
+  per-node dispatch for Dynamo to trace through.
+
+Numerics are those of the op table: every node computes what :class:`gp.interpreter.
+InterpretedLayer` (the former op-by-op layer) computes, on the same dtypes, with statistics in
+float32; ``tests/gp/test_compiler.py`` checks the two against each other on random genomes.
 
 Batch aggregates behave like BatchNorm: in training they use the statistic of the current batch
 and update a running estimate (momentum 0.1; ``std_batch`` keeps the unbiased running variance,
@@ -11,10 +36,12 @@ computed from its own input in both modes.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
+from functools import lru_cache
 
 import torch
-from torch import nn
+from torch import fx, nn
 
 from gp import ops, stats
 from gp.genome import NUM_INPUTS, Genome
@@ -25,6 +52,140 @@ NormAct = Callable[..., nn.Module]
 """A norm-act factory: ``(num_features, *, apply_act=True, device=None, dtype=None) -> Module``."""
 
 NO_ACT_POLICIES = ("affine", "candidate", "batchnorm")
+
+_BATCH_VALUE = {"mean": stats.mean, "sqmean": stats.sqmean}
+
+
+# -- the two helpers that generated code calls for batch aggregates ----------------------------
+
+
+def batch_statistic(a: torch.Tensor, running: torch.Tensor, statistic: str) -> torch.Tensor:
+    """Training mode: the batch's statistic of ``a``; updates ``running`` in place, as BatchNorm2d."""
+    if statistic == "std":
+        var = stats.variance(a, "batch")  # float32, biased: what std_batch uses
+        out = torch.sqrt(var + stats.EPS).to(a.dtype)
+        # the running estimate keeps the unbiased variance, as BatchNorm2d; n = N*H*W per channel
+        n = a.shape[0] * a.shape[2] * a.shape[3] if a.dim() == 4 else 1
+        observed = var * (n / (n - 1)) if n > 1 else var
+    else:
+        out = observed = _BATCH_VALUE[statistic](a, "batch")
+    with torch.no_grad():
+        running.lerp_(observed.detach().float().reshape(-1).expand(running.shape[0]), MOMENTUM)
+    return out
+
+
+def running_statistic(running: torch.Tensor, statistic: str, dtype: torch.dtype) -> torch.Tensor:
+    """Eval mode: the running estimate, shaped (1, C, 1, 1), in the input's dtype."""
+    r = running if statistic != "std" else torch.sqrt(running + stats.EPS)
+    return r.reshape(1, -1, 1, 1).to(dtype)
+
+
+# -- code generation -----------------------------------------------------------------------
+
+
+def _running_name(k: int) -> str:
+    return f"running_t{k + 1}"
+
+
+def _fold(genome: Genome) -> dict[int, float]:
+    """Values of the nodes that read only constants (never batch aggregates: those keep a running
+    estimate, which differs from the batch value in eval mode), computed in float32."""
+    known = {1: 0.0}  # the constant input
+    with torch.no_grad():
+        for k, node in enumerate(genome.nodes):
+            op = ops.OPS[node.op]
+            if not op.uses_batch and all(i in known for i in node.inputs):
+                args = [torch.tensor(known[i], dtype=torch.float32) for i in node.inputs]
+                known[NUM_INPUTS + k] = float(op.fn(*args).reshape(()))
+    return known
+
+
+class Program:
+    """The generated code of one genome: a training-mode and an eval-mode graph, built once and
+    shared by every layer of that genome (immutable, so copies of a layer share it too)."""
+
+    def __init__(self, genome: Genome) -> None:
+        self.genome = genome
+        folded = _fold(genome)
+        # constants read by a computed node, or the output itself: one slot each
+        read = {i for k, n in enumerate(genome.nodes) if NUM_INPUTS + k not in folded for i in n.inputs}
+        self.slots = {i: s for s, i in enumerate(sorted(i for i in folded if i in read or i == genome.output))}
+        self.constants: tuple[float, ...] = tuple(folded[i] for i in self.slots)
+        self.buffers: tuple[tuple[str, str], ...] = tuple(
+            (_running_name(k), ops.OPS[n.op].statistic) for k, n in enumerate(genome.nodes)
+            if ops.OPS[n.op].uses_batch)
+        self.train = _generate(genome, set(folded), self.slots, training=True)
+        self.eval = _generate(genome, set(folded), self.slots, training=False)
+        self._tensors: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, ...]] = {}
+
+    def tensors(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The constants as 0-d tensors on ``x``'s device and in its dtype, made once."""
+        if not self.constants:
+            return ()
+        key = (x.device, x.dtype)
+        found = self._tensors.get(key)
+        if found is None:
+            found = tuple(torch.tensor(c, dtype=x.dtype, device=x.device) for c in self.constants)
+            self._tensors[key] = found
+        return found
+
+    def __deepcopy__(self, memo) -> Program:
+        return self
+
+    def __reduce__(self):
+        return program, (self.genome,)
+
+
+@lru_cache(maxsize=1024)
+def program(genome: Genome) -> Program:
+    """The generated code of a canonical genome, cached: every site of every anchor shares it."""
+    return Program(genome)
+
+
+def _generate(genome: Genome, folded: set[int], slots: dict[int, int], *, training: bool) -> fx.GraphModule:
+    """One graph: a statement per node not ``folded``; the folded values it reads come from
+    ``slots`` of its ``constants`` argument; then the affine."""
+    graph = fx.Graph()
+    layer, x, consts = graph.placeholder("layer"), graph.placeholder("x"), graph.placeholder("constants")
+    dtype = graph.create_node("call_function", getattr, (x, "dtype"), name="dtype")
+    values: dict[int, fx.Node] = {0: x}
+
+    def attribute(name: str) -> fx.Node:
+        return graph.create_node("call_function", getattr, (layer, name), name=f"{name}_")
+
+    def value(i: int) -> fx.Node:
+        if i not in values:
+            if i in slots:
+                values[i] = graph.create_node("call_function", operator.getitem, (consts, slots[i]), name=f"c{i}")
+            else:  # a trainable vector, in the input's dtype (a no-op unless precisions are mixed)
+                name = ops.INPUTS[i]
+                values[i] = graph.create_node("call_method", "to", (attribute(name), dtype), name=name)
+        return values[i]
+
+    for k, node in enumerate(genome.nodes):
+        index = NUM_INPUTS + k
+        if index in folded:
+            continue
+        op = ops.OPS[node.op]
+        name = f"t{k + 1}"
+        if op.uses_batch and training:
+            args = (value(node.inputs[0]), attribute(_running_name(k)), op.statistic)
+            values[index] = graph.create_node("call_function", batch_statistic, args, name=name)
+        elif op.uses_batch:
+            args = (attribute(_running_name(k)), op.statistic, dtype)
+            values[index] = graph.create_node("call_function", running_statistic, args, name=name)
+        else:
+            values[index] = graph.create_node("call_function", op.fn, tuple(value(i) for i in node.inputs), name=name)
+    gamma = graph.call_method("to", (attribute("gamma"), dtype))
+    beta = graph.call_method("to", (attribute("beta"), dtype))
+    y = graph.call_function(torch.addcmul, (beta, value(genome.output), gamma))
+    graph.output(graph.call_method("expand_as", (y, x)))
+    graph.eliminate_dead_code()  # in eval mode: nodes only batch aggregates read
+    graph.lint()
+    return fx.GraphModule(nn.Module(), graph, class_name="GeneratedLayer")
+
+
+# -- the layer -----------------------------------------------------------------------------
 
 
 class GenomeLayer(nn.Module):
@@ -42,46 +203,25 @@ class GenomeLayer(nn.Module):
         self.v1 = nn.Parameter(torch.ones(shape, **factory))
         self.gamma = nn.Parameter(torch.ones(shape, **factory))
         self.beta = nn.Parameter(torch.zeros(shape, **factory))
-        # one running estimate per batch aggregate, named after its node
-        self._program: list[tuple[int, ops.Op, tuple[int, ...], str | None]] = []
-        for k, node in enumerate(self.genome.nodes):
-            op = ops.OPS[node.op]
-            buffer = None
-            if op.uses_batch:
-                buffer = f"running_t{k + 1}"
-                init = torch.zeros if op.statistic == "mean" else torch.ones  # mean 0, var 1, E[x^2] 1
-                self.register_buffer(buffer, init(num_features, device=device, dtype=torch.float32))
-            self._program.append((NUM_INPUTS + k, op, node.inputs, buffer))
+        self._program = program(self.genome)
+        # one running estimate per batch aggregate, named after its node: mean 0, var 1, E[x^2] 1
+        for name, statistic in self._program.buffers:
+            init = torch.zeros if statistic == "mean" else torch.ones
+            self.register_buffer(name, init(num_features, device=device, dtype=torch.float32))
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, genome='{self.genome}'"
 
+    @property
+    def code(self) -> str:
+        """The generated Python source of the current mode's forward pass."""
+        return (self._program.train if self.training else self._program.eval).code
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, C, H, W)
         if x.dim() != 4 or x.shape[1] != self.num_features:
             raise ValueError(f"expected input (N, {self.num_features}, H, W), got {tuple(x.shape)}")
-        values: list[torch.Tensor] = [x, x.new_zeros(()), self.v0.to(x.dtype), self.v1.to(x.dtype)]
-        for _, op, inputs, buffer in self._program:
-            args = [values[i] for i in inputs]
-            values.append(self._batch_stat(op, args[0], buffer) if buffer else op.fn(*args))
-        y = values[-1].to(x.dtype)
-        return torch.addcmul(self.beta.to(x.dtype), y, self.gamma.to(x.dtype)).expand_as(x)
-
-    def _batch_stat(self, op: ops.Op, a: torch.Tensor, buffer: str) -> torch.Tensor:
-        running: torch.Tensor = getattr(self, buffer)
-        if not self.training:
-            r = running if op.statistic != "std" else torch.sqrt(running + stats.EPS)
-            return r.reshape(1, -1, 1, 1).to(a.dtype)
-        if op.statistic == "std":
-            var = stats.variance(a, "batch")  # float32, biased: what std_batch uses
-            out = torch.sqrt(var + stats.EPS).to(a.dtype)
-            # the running estimate keeps the unbiased variance, as BatchNorm2d; n = N*H*W per channel
-            n = a.shape[0] * a.shape[2] * a.shape[3] if a.dim() == 4 else 1
-            observed = var * (n / (n - 1)) if n > 1 else var
-        else:
-            out = observed = op.fn(a)
-        with torch.no_grad():
-            running.lerp_(observed.detach().float().reshape(-1).expand(self.num_features), MOMENTUM)
-        return out
+        p = self._program
+        return (p.train if self.training else p.eval).forward(self, x, p.tensors(x))
 
 
 def compile_layer(genome: Genome, num_features: int, *, device=None, dtype=None) -> GenomeLayer:

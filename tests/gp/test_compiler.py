@@ -1,7 +1,12 @@
+import copy
+import pickle
+
+import numpy as np
 import pytest
 import torch
 
-from gp import Genome, compile_layer, zoo
+from gp import Genome, compile_layer, random_genome, zoo
+from gp.interpreter import InterpretedLayer
 
 
 @pytest.mark.parametrize("name", ["bn_relu", "evonorm_b0", "evonorm_s0", "gn_relu"])
@@ -67,3 +72,112 @@ def test_cuda_bfloat16_channels_last_matches_cpu(name):
     with torch.autocast("cuda", dtype=torch.bfloat16):
         out = layer(x.cuda().bfloat16().contiguous(memory_format=torch.channels_last))
     torch.testing.assert_close(out.float().cpu(), ref, rtol=6e-2, atol=6e-2)
+
+
+# -- the generated layer against the op-by-op interpreter it replaces ----------------------------
+
+
+def _pair(genome, channels, gen):
+    """The generated and the interpreted layer of ``genome``, with the same moved parameters."""
+    new, old = compile_layer(genome, channels), InterpretedLayer(genome, channels)
+    with torch.no_grad():
+        for name in ("v0", "v1", "gamma", "beta"):
+            value = torch.randn(1, channels, 1, 1, generator=gen) * 0.5 + (1.0 if name in ("v1", "gamma") else 0.0)
+            getattr(new, name).copy_(value)
+            getattr(old, name).copy_(value)
+    return new, old
+
+
+def _same(a, b, dtype):
+    tol = {"rtol": 0, "atol": 0} if dtype == torch.float32 else {"rtol": 1e-2, "atol": 1e-2}
+    torch.testing.assert_close(a, b, equal_nan=True, **tol)
+
+
+@pytest.mark.parametrize("name", zoo.names())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_generated_layer_matches_interpreter(name, dtype, channels_last, gen):
+    """Outputs, gradients and running estimates over three training steps, then eval mode."""
+    new, old = _pair(zoo.get(name), 64, gen)
+    for step in range(4):
+        x = (torch.randn(8, 64, 5, 5, generator=gen) * 2 + 1).to(dtype)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        training = step < 3
+        outs = []
+        for layer in (new, old):
+            layer.train(training).zero_grad()
+            xin = x.clone().requires_grad_(True)
+            out = layer(xin)
+            out.float().square().mean().backward()
+            outs.append((out, xin.grad, [p.grad for p in layer.parameters()]))
+        (a, ga, pa), (b, gb, pb) = outs
+        assert a.dtype == dtype
+        _same(a, b, dtype)
+        _same(ga, gb, dtype)
+        for p, q in zip(pa, pb, strict=True):
+            assert (p is None) == (q is None)
+            if p is not None:
+                _same(p, q, dtype)
+    for (n, r), (m, s) in zip(new.named_buffers(), old.named_buffers(), strict=True):
+        assert n == m
+        _same(r, s, torch.float32)
+
+
+def test_random_genomes_match_interpreter(gen):
+    """Constants, guards, every op and index set: 300 random graphs of the paper's space, in
+    training and eval mode, bit for bit in float32."""
+    rng = np.random.default_rng(0)
+    x = torch.randn(4, 64, 3, 3, generator=gen) * 2 + 0.5
+    for _ in range(300):
+        genome = random_genome(rng)
+        new, old = _pair(genome, 64, gen)
+        with torch.no_grad():
+            for training in (True, False):
+                _same(new.train(training)(x), old.train(training)(x), torch.float32)
+
+
+def test_constants_are_folded_and_made_once(gen):
+    genome = Genome.from_expression("add(max(x, exp(zero)), sigmoid(zero))")  # max(x, 1) + 0.5
+    layer = compile_layer(genome, 4)
+    assert layer._program.constants == (1.0, 0.5)
+    assert "gp_ops_exp" not in layer.code and "gp_ops_sigmoid" not in layer.code
+    x = torch.randn(2, 4, 3, 3, generator=gen)
+    torch.testing.assert_close(layer(x), torch.clamp_min(x, 1) + 0.5)
+    assert layer._program.tensors(x) is layer._program.tensors(x)  # no allocation per forward
+
+
+def test_one_statement_per_live_node_and_one_program_per_genome():
+    genome = zoo.get("evonorm_s0")
+    a, b = compile_layer(genome, 8), compile_layer(genome, 16)
+    assert a._program is b._program
+    assert copy.deepcopy(a)._program is a._program
+    statements = [line for line in a.code.splitlines() if " = gp_" in line]
+    assert len(statements) == len(genome.canonical.nodes)
+
+
+def test_eval_mode_skips_nodes_only_batch_aggregates_read():
+    genome = Genome.from_expression("div(x, std_batch(exp(x)))")
+    layer = compile_layer(genome, 4)
+    assert "gp_ops_exp" in layer.train().code and "gp_ops_exp" not in layer.eval().code
+
+
+def test_pickles_and_loads_state_of_the_interpreted_layer(gen):
+    new, old = _pair(zoo.get("evonorm_b0"), 8, gen)
+    old.train()(torch.randn(4, 8, 3, 3, generator=gen))
+    new.load_state_dict(old.state_dict())
+    again = pickle.loads(pickle.dumps(new))
+    x = torch.randn(4, 8, 3, 3, generator=gen)
+    torch.testing.assert_close(again.eval()(x), old.eval()(x), rtol=0, atol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["bn_relu", "evonorm_b0", "evonorm_s0"])
+def test_torch_compile_of_generated_layer_matches_eager(name, gen):
+    layer = compile_layer(zoo.get(name), 32).train()
+    compiled = torch.compile(layer)
+    x = torch.randn(4, 32, 6, 6, generator=gen) * 2 + 1
+    eager = copy.deepcopy(layer)
+    torch.testing.assert_close(compiled(x), eager(x), rtol=1e-4, atol=1e-4)
+    for (_, r), (_, s) in zip(layer.named_buffers(), eager.named_buffers(), strict=True):
+        torch.testing.assert_close(r, s, rtol=1e-5, atol=1e-6)

@@ -44,7 +44,11 @@ def test_every_zoo_layer_has_a_reference():
 
 
 @pytest.mark.parametrize("name", zoo.names())
-def test_zoo_layer_matches_reference_in_train_and_eval(name, gen):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_zoo_layer_matches_reference_in_train_and_eval(name, dtype, channels_last, gen):
+    """The reference runs in float32 on the same (rounded) input; bfloat16 layers compute their
+    element-wise ops in bfloat16, hence the looser tolerance."""
     layer = compile_layer(zoo.get(name), C)
     tracker = nn.BatchNorm2d(C, affine=False)  # the reference's running statistics
     with torch.no_grad():
@@ -52,17 +56,28 @@ def test_zoo_layer_matches_reference_in_train_and_eval(name, gen):
         layer.gamma.copy_(torch.rand(1, C, 1, 1, generator=gen) + 0.5)
         layer.beta.copy_(torch.randn(1, C, 1, 1, generator=gen))
     affine = lambda y: y * layer.gamma + layer.beta  # noqa: E731
+    tol = 1e-4 if dtype == torch.float32 else 6e-2
+
+    def check(x, s_b, mu_b):
+        xin = x.to(dtype)
+        if channels_last:
+            xin = xin.contiguous(memory_format=torch.channels_last)
+        out = layer(xin)
+        assert out.dtype == dtype
+        torch.testing.assert_close(out.float(), affine(REFERENCES[name](xin.float(), layer.v1, s_b, mu_b)),
+                                   rtol=tol, atol=tol)
+
     with torch.no_grad():
         for _ in range(3):
-            x = torch.randn(8, C, 5, 5, generator=gen) * 2 + 1
+            x = (torch.randn(8, C, 5, 5, generator=gen) * 2 + 1).to(dtype).float()
             tracker.train()(x)
-            ref = affine(REFERENCES[name](x, layer.v1, _std(x, (0, 2, 3)), x.mean((0, 2, 3), keepdim=True)))
-            torch.testing.assert_close(layer.train()(x), ref, rtol=1e-4, atol=1e-4)
-        x = torch.randn(8, C, 5, 5, generator=gen) * 2 + 1
+            layer.train()
+            check(x, _std(x, (0, 2, 3)), x.mean((0, 2, 3), keepdim=True))
+        x = (torch.randn(8, C, 5, 5, generator=gen) * 2 + 1).to(dtype).float()
         s_run = torch.sqrt(tracker.running_var + EPS).reshape(1, C, 1, 1)
         mu_run = tracker.running_mean.reshape(1, C, 1, 1)
-        ref = affine(REFERENCES[name](x, layer.v1, s_run, mu_run))
-        torch.testing.assert_close(layer.eval()(x), ref, rtol=1e-4, atol=1e-4)
+        layer.eval()
+        check(x, s_run, mu_run)
 
 
 def test_bn_relu_equals_batchnorm_relu_with_running_statistics(gen):
