@@ -163,6 +163,37 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_transfer(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from evaluation import transfer
+    from evaluation.layers import resolve
+    from evaluation.progress import ProgressLine
+
+    specs = [resolve(s, tracking_uri=args.tracking_uri, experiment=args.experiment) for s in args.layer]
+    args.preset = args.preset or "cpu"
+    eval_cfg = _eval_config(args)
+    if args.batch_size is not None:
+        eval_cfg = dataclasses.replace(eval_cfg, train=dataclasses.replace(eval_cfg.train, batch_size=args.batch_size))
+    if args.no_act is not None:
+        eval_cfg = dataclasses.replace(eval_cfg, train=dataclasses.replace(eval_cfg.train, no_act=args.no_act))
+    cfg = transfer.from_eval_config(eval_cfg, model=args.model, seeds=args.seeds, split=args.split,
+                                    references=tuple(args.references), small_input_stem=args.small_input_stem)
+    tracker = None
+    if not args.no_tracking:
+        from evaluation.tracking import Tracker
+
+        tracker = Tracker(args.tracking_uri, args.experiment)  # checked before any training
+    line = ProgressLine()
+    rows = transfer.run_transfer(specs, cfg, progress=line.training)
+    line.done()
+    print(transfer.table(rows, cfg))
+    if tracker is not None:
+        run_id = transfer.log(tracker, rows, cfg)
+        print(f"\nlogged as run {run_id} in {tracker.uri} (experiment {tracker.experiment})")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -266,6 +297,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser(
+        "transfer", help="train torchvision models with found layers beside BN-ReLU and GN-ReLU",
+        description="Train a torchvision classification model from scratch with its norm-activation layers\n"
+                    "replaced by each LAYER, beside the references (native BN-ReLU and GN-ReLU), several seeds\n"
+                    "each; print mean ± sd accuracy and log one MLflow run per study (a child run per layer).\n"
+                    "Replaced: every BatchNorm2d whose only user is an activation (the pair becomes the layer);\n"
+                    "a BatchNorm2d with no activation after it becomes the layer with apply_act=False (the\n"
+                    "affine for candidates under --no-act affine, BN for bn_relu, GN for gn_relu);\n"
+                    "activations after a residual addition stay. Images <= 64 px get a stride-1 stem.\n"
+                    "Data, schedule, device and seed come from --preset (default: cpu); the test split is\n"
+                    "used only with --split test (then training uses the whole training split).\n\n"
+                    "examples:\n"
+                    "  evonorm transfer evonorm_s0 --model resnet18 --data ../shared/data/cifar10 --steps 300\n"
+                    "  evonorm transfer latest:1 evonorm_b0 --model mobilenet_v3_small --seeds 5 --split test",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("layer", metavar="LAYER", nargs="*", help=TRACKED_LAYER_HELP)
+    p.add_argument("--model", default="resnet18", metavar="NAME",
+                   help="a torchvision classification model with BatchNorm2d: resnet18, resnet50, mobilenet_v2, "
+                        "mobilenet_v3_small, regnet_y_400mf, efficientnet_b0, ... (default: resnet18)")
+    p.add_argument("--seeds", type=int, default=3, metavar="S", help="seeds per layer (default: 3)")
+    p.add_argument("--split", choices=["val", "test"], default="val",
+                   help="score on the held-out part of the training split, or on the test split (default: val)")
+    p.add_argument("--references", nargs="*", default=list(("bn_relu", "gn_relu")), metavar="NAME",
+                   help="native reference layers trained too: bn_relu, gn_relu (default: both; none: no value)")
+    p.add_argument("--batch-size", type=int, metavar="B", help="training batch size (default: the preset's)")
+    p.add_argument("--no-act", choices=["affine", "candidate", "batchnorm"],
+                   help="a candidate where a norm has no activation after it (default: the preset's, affine)")
+    p.add_argument("--small-input-stem", choices=["auto", "on", "off"], default="auto",
+                   help="stride-1 stem and no max-pool (default: auto, for images of at most 64 px)")
+    _add_eval_options(p, preset_default=None, anchors=False)
+    _add_tracking_options(p)
+    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    p.set_defaults(func=_cmd_transfer, arch=None)
+
+    p = sub.add_parser(
         "report", help="plots and an HTML page of a tracked search",
         description="Read a search from MLflow and write PNG plots (progress against random search, Pareto "
                     "fronts, rejections, the top layers' graphs) and report.html, also logged to the run.")
@@ -299,13 +364,14 @@ def _add_tracking_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experiment", default="evonorm", metavar="NAME", help="MLflow experiment (default: evonorm)")
 
 
-def _add_eval_options(p: argparse.ArgumentParser, preset_default: str | None = "cpu") -> None:
+def _add_eval_options(p: argparse.ArgumentParser, preset_default: str | None = "cpu", anchors: bool = True) -> None:
     p.add_argument("--preset", default=preset_default, metavar="NAME",
                    help="configs/NAME.toml: smoke (seconds, for tests), cpu (2-core CPU, ~2 min a layer), "
                         "paper (GPU, the paper's widths); default: cpu")
     p.add_argument("--config", metavar="FILE", help="a TOML config file (instead of --preset)")
-    p.add_argument("--arch", nargs="+", metavar="NAME",
-                   help="anchors to use: resnet50, mobilenetv2, efficientnet_b0 (default: the preset's)")
+    if anchors:
+        p.add_argument("--arch", nargs="+", metavar="NAME",
+                       help="anchors to use: resnet50, mobilenetv2, efficientnet_b0 (default: the preset's)")
     p.add_argument("--steps", type=int, metavar="N", help="training steps per anchor")
     p.add_argument("--data", metavar="PATH",
                    help="cifar10, cifar100 (downloaded into the cache) or an ImageFolder directory with "

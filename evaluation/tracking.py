@@ -166,6 +166,36 @@ class Tracker:
                 enumerate(rows, 1)]
         self.client.log_batch(self.run_id, metrics=metrics, tags=tags)
 
+    def start_transfer(self, name: str, config: dict) -> str:
+        """A parent run for a transfer study (kind ``transfer``), its config as params."""
+        run = self.client.create_run(self.experiment_id, run_name=name, tags={KIND_TAG: "transfer"})
+        self.run_id = run.info.run_id
+        params = [Param(k, v[:MAX_PARAM]) for k, v in _flatten(config).items()]
+        for i in range(0, len(params), 100):
+            self.client.log_batch(self.run_id, params=params[i:i + 100])
+        return self.run_id
+
+    def log_transfer_layer(self, label: str, genome: str, accuracies: list[float], metrics: dict[str, float], *,
+                           native: bool = False) -> str:
+        """One child run per layer of a transfer study: ``acc`` per seed (step = seed index),
+        ``acc.mean`` and ``acc.sd`` over the seeds that trained, and ``metrics``."""
+        tags = {PARENT_TAG: self.run_id, KIND_TAG: "transfer-layer", "evonorm.layer": label, "evonorm.genome": genome,
+                "evonorm.formula": formula(Genome.parse(genome)), "evonorm.native": str(native).lower()}
+        run = self.client.create_run(self.experiment_id, run_name=label, tags=tags)
+        ts = _now_ms()
+        finite = [a for a in accuracies if math.isfinite(a)]
+        values = [Metric("acc", a, ts, k) for k, a in enumerate(accuracies) if math.isfinite(a)]
+        if finite:
+            values.append(Metric("acc.mean", sum(finite) / len(finite), ts, 0))
+            mean = sum(finite) / len(finite)
+            sd = math.sqrt(sum((a - mean) ** 2 for a in finite) / (len(finite) - 1)) if len(finite) > 1 else 0.0
+            values.append(Metric("acc.sd", sd, ts, 0))
+        values.append(Metric("seeds.diverged", len(accuracies) - len(finite), ts, 0))
+        values += [Metric(k, float(v), ts, 0) for k, v in metrics.items() if math.isfinite(float(v))]
+        self.client.log_batch(run.info.run_id, metrics=values)
+        self.client.set_terminated(run.info.run_id, status="FINISHED")
+        return run.info.run_id
+
     def log_artifacts(self, folder: Path, run_id: str | None = None) -> None:
         self.client.log_artifacts(run_id or self.run_id, str(folder))
 
