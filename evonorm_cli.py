@@ -194,6 +194,35 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from analysis.sweep import plot
+    from evaluation import sweep, transfer
+    from evaluation.layers import resolve
+    from evaluation.progress import ProgressLine
+
+    specs = [resolve(s, tracking_uri=args.tracking_uri, experiment=args.experiment) for s in args.layer]
+    args.preset = args.preset or "cpu"
+    cfg = transfer.from_eval_config(_eval_config(args), model=args.model, seeds=args.seeds, split=args.split,
+                                    references=tuple(args.references), small_input_stem=args.small_input_stem)
+    tracker = None
+    if not args.no_tracking:
+        from evaluation.tracking import Tracker
+
+        tracker = Tracker(args.tracking_uri, args.experiment)  # checked before any training
+    line = ProgressLine()
+    points = sweep.batch_sweep(specs, cfg, args.batch_sizes, args.images, progress=line.training)
+    line.done()
+    print(sweep.table(points))
+    out = plot(sweep.curves(points), Path(args.out), title=f"{cfg.model}, {args.images} training images per run")
+    print(f"\nplot: {out}")
+    if tracker is not None:
+        run_id = sweep.log(tracker, points, cfg, out)
+        print(f"logged as run {run_id} in {tracker.uri} (experiment {tracker.experiment})")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -329,6 +358,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracking_options(p)
     p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     p.set_defaults(func=_cmd_transfer, arch=None)
+
+    p = sub.add_parser(
+        "sweep", help="the small-batch test: accuracy against batch size, plotted",
+        description="Train a torchvision model with each LAYER (and the references) at every batch size, the\n"
+                    "learning rate scaled linearly from the preset's (lr * b / batch_size) and the same number\n"
+                    "of training images seen at every size (--images // b steps); print mean ± sd accuracy,\n"
+                    "plot it against batch size (the paper's Figure 1, right) and log it to MLflow. Layers\n"
+                    "replace the network's norm-activation pairs as in 'evonorm transfer'.\n\n"
+                    "example:\n"
+                    "  evonorm sweep evonorm_s0 evonorm_b0 --model resnet18 --data ../shared/data/cifar10 \\\n"
+                    "      --batch-sizes 128 32 8 2 --images 25600 --out sweep.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("layer", metavar="LAYER", nargs="*", help=TRACKED_LAYER_HELP)
+    p.add_argument("--model", default="resnet18", metavar="NAME", help="a torchvision model (default: resnet18)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 32, 8, 2], metavar="B",
+                   help="batch sizes to train at (default: 128 32 8 2)")
+    p.add_argument("--images", type=int, default=12800, metavar="N",
+                   help="training images seen at every batch size (default: 12800)")
+    p.add_argument("--seeds", type=int, default=1, metavar="S", help="seeds per layer and batch size (default: 1)")
+    p.add_argument("--split", choices=["val", "test"], default="val", help="score on (default: val)")
+    p.add_argument("--references", nargs="*", default=["bn_relu", "gn_relu"], metavar="NAME",
+                   help="native reference layers trained too (default: bn_relu gn_relu)")
+    p.add_argument("--small-input-stem", choices=["auto", "on", "off"], default="auto",
+                   help="stride-1 stem and no max-pool (default: auto, for images of at most 64 px)")
+    p.add_argument("--out", default="sweep.png", metavar="FILE", help="the plot (default: sweep.png)")
+    _add_eval_options(p, preset_default=None, anchors=False)
+    _add_tracking_options(p)
+    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    p.set_defaults(func=_cmd_sweep, arch=None)
 
     p = sub.add_parser(
         "report", help="plots and an HTML page of a tracked search",
