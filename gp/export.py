@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import keyword
 import sys
 import textwrap
 import types
@@ -62,12 +63,14 @@ def export_source(genome: Genome, *, class_name: str | None = None) -> str:
     """
     g = genome.canonical
     class_name = class_name or default_class_name(g)
-    if not class_name.isidentifier():
+    if not class_name.isidentifier() or keyword.iskeyword(class_name):
         raise ValueError(f"class name {class_name!r} is not a Python identifier")
     forward, helpers, batch_stats = _forward_lines(g)
     methods = [_batch_method(s) for s in ("mean", "sqmean", "std") if s in batch_stats]
     klass = _class_source(g, class_name, forward, methods)
-    constants, functions = _dependencies(helpers, klass)
+    constants, functions, names = _dependencies(helpers, klass)
+    if class_name in names | {"torch", "nn"}:
+        raise ValueError(f"class name {class_name!r} would hide a name the file uses; avoid {', '.join(sorted(names))}")
     header = "from __future__ import annotations\n\nimport torch\nfrom torch import nn"
     parts = [_module_docstring(g, class_name), header]
     if constants or functions:
@@ -195,9 +198,10 @@ def _module_docstring(g: Genome, class_name: str) -> str:
 # -- copying the helpers' definitions --------------------------------------------------------
 
 
-def _dependencies(helpers: list[Callable], klass: str) -> tuple[list[str], list[str]]:
+def _dependencies(helpers: list[Callable], klass: str) -> tuple[list[str], list[str], set[str]]:
     """Source of the constants and functions that ``helpers`` and the class need, each copied from
-    the module that defines it; names resolve in the module of the code that uses them."""
+    the module that defines it, and their names; names resolve in the module of the code that
+    uses them."""
     constants: dict[str, str] = {}
     functions: dict[str, str] = {}
     origin: dict[str, types.ModuleType] = {}
@@ -224,7 +228,7 @@ def _dependencies(helpers: list[Callable], klass: str) -> tuple[list[str], list[
     order = {m: k for k, m in enumerate(_CLASS_SOURCES + (ops,))}
     in_source_order = sorted(functions, key=lambda n: (order.get(origin[n], len(order)),
                                                       inspect.getsourcelines(getattr(origin[n], n))[1]))
-    return sorted(constants.values(), key=str.lower), [functions[n] for n in in_source_order]
+    return sorted(constants.values(), key=str.lower), [functions[n] for n in in_source_order], set(origin)
 
 
 def _defines(module: types.ModuleType, name: str) -> bool:

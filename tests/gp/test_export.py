@@ -96,8 +96,11 @@ def test_docstring_states_the_formula_and_class_name_is_configurable(tmp_path):
     cls = exported_class(source, tmp_path)
     assert cls.__name__ == "MyNorm"
     assert "x / std_layer(x)" in cls.__doc__ and "x / std_layer(x)" in ast.get_docstring(ast.parse(source))
-    with pytest.raises(ValueError, match="not a Python identifier"):
-        export_source(g, class_name="my norm")
+    for bad in ("my norm", "class"):
+        with pytest.raises(ValueError, match="not a Python identifier"):
+            export_source(g, class_name=bad)
+    with pytest.raises(ValueError, match="would hide a name"):
+        export_source(g, class_name="div")
 
 
 @pytest.mark.parametrize("name", ["evonorm_b0", "evonorm_s0", "bn_relu"])
