@@ -202,6 +202,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from evaluation.layers import resolve
     from evaluation.progress import ProgressLine
 
+    if args.steps is not None:
+        raise ValueError("--steps does not apply to sweep: each batch size b trains --images // b steps")
     specs = [resolve(s, tracking_uri=args.tracking_uri, experiment=args.experiment) for s in args.layer]
     args.preset = args.preset or "cpu"
     cfg = transfer.from_eval_config(_eval_config(args), model=args.model, seeds=args.seeds, split=args.split,
