@@ -1,6 +1,21 @@
-"""Scoring a candidate as the paper does: static probe, then on each anchor a stability test and a
-short proxy training with quality and budget checks. Nothing a candidate does escapes: a
-rejection or any unexpected error becomes the status of its :class:`EvalResult`.
+"""Scoring a candidate as the paper does, cheapest first across all anchors:
+
+1. the static probe (once, before any network is built);
+2. the stability test on every anchor;
+3. the first ``quality_step`` training steps on every anchor, with the quality, loss and step-time
+   checks, so a layer rejected there costs at most K x ``quality_step`` steps;
+4. only then the rest of the training on each anchor, resumed from where step 3 left it (same
+   model, optimiser, schedule, batch order and random state: a passing layer's scores are those of
+   one uninterrupted training per anchor).
+
+Seconds per stage go into :attr:`EvalResult.timings`: ``static``, ``build``, ``stability``,
+``quality_phase`` and ``rest_phase`` (steps 3 and 4, validation included), and within those
+``training`` and ``validation``. Nothing a candidate does escapes: a rejection or any unexpected
+error becomes the status of its :class:`EvalResult`.
+
+The step-time budget compares like with like: the candidate against BN-ReLU (BN-Swish for
+EfficientNet) written as a genome and run through the same compiler, with the same no-activation
+policy, not against the fused native ``BatchNorm2d``.
 """
 
 from __future__ import annotations
@@ -22,8 +37,16 @@ from evaluation.hooks import (
     static_check,
 )
 from evaluation.result import EvalResult, Status
-from evaluation.train import Progress, build_model, time_steps, train
-from gp import Genome, layer_factory
+from evaluation.train import Progress, Training, build_model, time_steps
+from gp import Genome, layer_factory, zoo
+
+_REFERENCE_LAYERS = {architectures.bn_relu: "bn_relu", architectures.bn_silu: "bn_silu"}
+"""The zoo genome of each network's own norm-act (what a candidate replaces)."""
+
+
+def reference_genome(arch: str) -> Genome:
+    """BN-ReLU, or BN-Swish for EfficientNet, as a genome: the step-time budget's yardstick."""
+    return zoo.get(_REFERENCE_LAYERS[architectures.reference_norm_act(arch)])
 
 
 def resolve_device(name: str) -> torch.device:
@@ -89,12 +112,14 @@ class Evaluator:
         return self._data
 
     def baseline_step(self, index: int) -> float | None:
-        """BN-ReLU's (BN-Swish's) median seconds per step on anchor ``index``, measured once."""
+        """Median seconds per step on anchor ``index`` of BN-ReLU (BN-Swish) in the candidates'
+        form: its genome through the same compiler, the same no-activation policy. Measured once."""
         rej, anchor = self.config.rejection, self.config.anchors[index]
         if rej.max_step_ratio <= 0:
             return None
         if anchor.arch not in self._baseline:
-            model = build_model(anchor, architectures.reference_norm_act(anchor.arch), self.device, self.config.seed)
+            factory = layer_factory(reference_genome(anchor.arch), no_act=self.config.train.no_act)
+            model = build_model(anchor, factory, self.device, self.config.seed)
             self._baseline[anchor.arch] = time_steps(model, self.data, self.config.train, rej.timing_steps,
                                                      self.config.seed)
         return self._baseline[anchor.arch]
@@ -133,24 +158,34 @@ class Evaluator:
         factory = layer_factory(genome, no_act=cfg.train.no_act)
         q = cfg.rejection.quality_step
         eval_at = set(cfg.train.eval_at) | {cfg.train.steps} | ({q} if q <= cfg.train.steps else set())
-        for index, anchor in enumerate(cfg.anchors):
+        n = cfg.rejection.stability_batch
+        fixed = (self.data.augmenter.normalize(self.data.train.images[:n]), self.data.train.labels[:n])
+        runs: list[Training] = []
+        for index, anchor in enumerate(cfg.anchors):  # stability on every anchor
             state["anchor"], state["step"] = anchor.arch, 0
             baseline = self.baseline_step(index)
             with clock("build"):
                 model = build_model(anchor, factory, self.device, cfg.seed + index)
             params[anchor.arch] = sum(p.numel() for p in model.parameters())
-            n = cfg.rejection.stability_batch
-            fixed = (self.data.augmenter.normalize(self.data.train.images[:n]), self.data.train.labels[:n])
             ctx = TrialContext(genome, anchor.arch, model, self.device, fixed, baseline_step=baseline)
             with clock("stability"):
                 for hook in self.hooks:
                     hook.before_training(ctx)
-            try:
-                curves[anchor.arch] = train(ctx, self.data, cfg.train, eval_at=eval_at, val_limit=cfg.data.val_limit,
-                                            hooks=self.hooks, seed=cfg.seed, clock=clock, progress=self.progress)
-            finally:
-                state["step"] = len(ctx.step_times)
-            accuracies[anchor.arch] = curves[anchor.arch][cfg.train.steps]
+            runs.append(Training(ctx, self.data, cfg.train, eval_at=eval_at, val_limit=cfg.data.val_limit,
+                                 hooks=self.hooks, seed=cfg.seed, clock=clock, progress=self.progress))
+        for phase, until in (("quality_phase", q), ("rest_phase", cfg.train.steps)):
+            for run in runs:  # every anchor to the quality step, then every anchor to the end
+                if run.step >= min(until, cfg.train.steps):
+                    continue
+                state["anchor"] = run.ctx.anchor
+                try:
+                    with clock(phase):
+                        run.advance(until)
+                finally:
+                    state["step"] = run.step
+        for run in runs:
+            curves[run.ctx.anchor] = run.curve
+            accuracies[run.ctx.anchor] = run.curve[cfg.train.steps]
 
 
 def evaluate(genome: Genome, config: EvalConfig, **kwargs) -> EvalResult:

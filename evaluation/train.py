@@ -1,9 +1,10 @@
 """Proxy training of one layer inside one anchor network: read it top to bottom.
 
-A fresh model per (layer, anchor); SGD with Nesterov momentum; a linear warm-up then cosine decay
-of the learning rate; no weight decay on norm-act parameters or biases; bfloat16 autocast and
-channels_last on CUDA, float32 on CPU; validation accuracy at the configured steps; hooks called
-after every step and at every evaluation point.
+A fresh model per (layer, anchor), trained in segments that can be resumed (:class:`Training`);
+SGD with Nesterov momentum; a linear warm-up then cosine decay of the learning rate; no weight
+decay on norm-act parameters or biases; bfloat16 autocast and channels_last on CUDA, float32 on
+CPU; validation accuracy at the configured steps; hooks called after every step and at every
+evaluation point.
 """
 
 from __future__ import annotations
@@ -78,38 +79,83 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def train(ctx: TrialContext, data: DeviceData, cfg: TrainConfig, *, eval_at: set[int], val_limit: int | None,
-          hooks: list[Hook], seed: int, clock: Stopwatch, progress: Progress | None = None) -> dict[int, float]:
-    """Train ``ctx.model`` for ``cfg.steps`` steps; returns {step: validation accuracy}."""
-    model, device = ctx.model, ctx.device
-    model.train()
-    opt = torch.optim.SGD(param_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.steps, cfg.warmup))
-    batches = data.batches(cfg.batch_size, seed)
-    curve: dict[int, float] = {}
-    for step in range(1, cfg.steps + 1):
+def _rng_state(device: torch.device) -> tuple:
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_rng_state(device: torch.device, state: tuple) -> None:
+    torch.set_rng_state(state[0])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state[1], device)
+
+
+class Training:
+    """One layer training in one anchor network, in segments: ``advance(to)`` runs the steps up to
+    ``to``. Model, optimiser, schedule, batch order and the global random state (dropout) carry over
+    from one segment to the next and are kept apart from other trainings, so a run cut into
+    segments, interleaved with other anchors' segments, gives exactly what one run gives.
+    """
+
+    def __init__(self, ctx: TrialContext, data: DeviceData, cfg: TrainConfig, *, eval_at: set[int],
+                 val_limit: int | None, hooks: list[Hook], seed: int, clock: Stopwatch,
+                 progress: Progress | None = None) -> None:
+        self.ctx, self.data, self.cfg = ctx, data, cfg
+        self.eval_at, self.val_limit, self.hooks = eval_at, val_limit, hooks
+        self.clock, self.progress = clock, progress
+        self.opt = torch.optim.SGD(param_groups(ctx.model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum,
+                                   nesterov=True)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(s, cfg.steps, cfg.warmup))
+        self.batches = data.batches(cfg.batch_size, seed)
+        self.step = 0
+        self.curve: dict[int, float] = {}  # {step: validation accuracy}
+        self._rng = _rng_state(ctx.device)
+
+    def advance(self, until: int) -> dict[int, float]:
+        """Train up to step ``min(until, cfg.steps)``; returns the curve so far."""
+        ctx, device = self.ctx, self.ctx.device
+        outside = _rng_state(device)
+        _set_rng_state(device, self._rng)
+        ctx.model.train()
+        try:
+            for step in range(self.step + 1, min(until, self.cfg.steps) + 1):
+                self._step(step)
+        finally:
+            self._rng = _rng_state(device)
+            _set_rng_state(device, outside)
+        return self.curve
+
+    def _step(self, step: int) -> None:
+        ctx, model, device = self.ctx, self.ctx.model, self.ctx.device
         start = time.perf_counter()
-        with clock("training"):
-            images, labels = next(batches)
+        with self.clock("training"):
+            images, labels = next(self.batches)
             with autocast(device):
                 loss = F.cross_entropy(model(images).float(), labels)
-            opt.zero_grad(set_to_none=True)
+            self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
-            sched.step()
+            self.opt.step()
+            self.sched.step()
             value = float(loss.detach())  # synchronises, as the loss check needs it anyway
             _sync(device)
+        self.step = step
         ctx.step_times.append(time.perf_counter() - start)
-        for hook in hooks:
+        for hook in self.hooks:
             hook.after_step(ctx, step, value)
-        if progress is not None:
-            progress({"anchor": ctx.anchor, "step": step, "steps": cfg.steps, "loss": value})
-        if step in eval_at:
-            with clock("validation"):
-                curve[step] = accuracy(model, data, val_limit)
-            for hook in hooks:
-                hook.at_evaluation(ctx, step, curve[step])
-    return curve
+        if self.progress is not None:
+            self.progress({"anchor": ctx.anchor, "step": step, "steps": self.cfg.steps, "loss": value})
+        if step in self.eval_at:
+            with self.clock("validation"):
+                self.curve[step] = accuracy(model, self.data, self.val_limit)
+            for hook in self.hooks:
+                hook.at_evaluation(ctx, step, self.curve[step])
+
+
+def train(ctx: TrialContext, data: DeviceData, cfg: TrainConfig, *, eval_at: set[int], val_limit: int | None,
+          hooks: list[Hook], seed: int, clock: Stopwatch, progress: Progress | None = None) -> dict[int, float]:
+    """Train ``ctx.model`` for ``cfg.steps`` steps in one go; returns {step: validation accuracy}."""
+    run = Training(ctx, data, cfg, eval_at=eval_at, val_limit=val_limit, hooks=hooks, seed=seed, clock=clock,
+                   progress=progress)
+    return run.advance(cfg.steps)
 
 
 def time_steps(model: nn.Module, data: DeviceData, cfg: TrainConfig, steps: int, seed: int) -> float:

@@ -127,3 +127,75 @@ def test_unknown_anchor_is_refused_before_any_work():
         Evaluator(cfg)
     with pytest.raises(ValueError, match="listed twice"):
         Evaluator(dataclasses.replace(cfg, anchors=(AnchorConfig("resnet50", 1), AnchorConfig("resnet50", 1))))
+
+
+# -- staged evaluation: every anchor through each cheap stage before any long training ----------
+
+
+class Recorder(Hook):
+    """Logs what happens, in order: ("stability", anchor) and ("step", anchor, step)."""
+
+    def __init__(self, reject_at: tuple[str, int] | None = None) -> None:
+        self.events: list[tuple] = []
+        self.reject_at = reject_at
+
+    def before_training(self, ctx):
+        self.events.append(("stability", ctx.anchor))
+
+    def after_step(self, ctx, step, loss):
+        self.events.append(("step", ctx.anchor, step))
+
+    def at_evaluation(self, ctx, step, accuracy):
+        if (ctx.anchor, step) == self.reject_at:
+            raise CandidateRejected(f"low accuracy on {ctx.anchor}", "quality")
+
+
+@pytest.fixture(scope="module")
+def two_anchors(tiny):
+    cfg, ev = tiny
+    cfg = dataclasses.replace(cfg, anchors=(AnchorConfig("resnet50", 0.0625), AnchorConfig("mobilenetv2", 0.125)),
+                              train=dataclasses.replace(cfg.train, steps=8),
+                              rejection=dataclasses.replace(cfg.rejection, quality_step=3, stability_steps=1))
+    return cfg, ev.data
+
+
+def test_stages_run_on_every_anchor_before_the_long_training(two_anchors):
+    cfg, data = two_anchors
+    recorder = Recorder()
+    result = Evaluator(cfg, hooks=[recorder], data=data)(zoo.get("bn_relu"))
+    assert result.status is Status.OK
+    events = recorder.events
+    assert events[:2] == [("stability", "resnet50"), ("stability", "mobilenetv2")]
+    steps = [(e[1], e[2]) for e in events[2:]]
+    assert steps[:6] == [("resnet50", s) for s in (1, 2, 3)] + [("mobilenetv2", s) for s in (1, 2, 3)]
+    assert steps[6:] == [("resnet50", s) for s in range(4, 9)] + [("mobilenetv2", s) for s in range(4, 9)]
+    assert {"static", "build", "stability", "quality_phase", "rest_phase", "training"} <= set(result.timings)
+
+
+def test_rejection_at_quality_on_the_last_anchor_costs_only_quality_steps(two_anchors):
+    cfg, data = two_anchors
+    recorder = Recorder(reject_at=("mobilenetv2", 3))
+    result = Evaluator(cfg, hooks=[recorder], data=data)(zoo.get("bn_relu"))
+    assert result.status is Status.REJECTED and result.stage == "quality"
+    assert result.anchor == "mobilenetv2" and result.step == 3
+    trained = [e for e in recorder.events if e[0] == "step"]
+    assert len(trained) == 2 * cfg.rejection.quality_step  # K x quality_step, not a full training
+    assert "rest_phase" not in result.timings
+
+
+def test_training_in_stages_gives_what_one_run_gives(two_anchors):
+    """Cutting each anchor's training at the quality step and interleaving the anchors changes no
+    score: model, optimiser, batches and random state (MobileNet's dropout) resume as they were."""
+    cfg, data = two_anchors
+    staged = Evaluator(cfg, data=data)(zoo.get("bn_relu"))
+    whole = Evaluator(_with(cfg, **{"rejection.quality_step": cfg.train.steps}), data=data)(zoo.get("bn_relu"))
+    assert staged.status is Status.OK and whole.status is Status.OK
+    assert staged.accuracies == whole.accuracies
+    assert staged.curves["mobilenetv2"][cfg.train.steps] == whole.curves["mobilenetv2"][cfg.train.steps]
+
+
+def test_step_budget_yardstick_is_the_reference_genome_through_the_same_compiler():
+    from evaluation.evaluate import reference_genome
+
+    assert reference_genome("resnet50") == zoo.get("bn_relu")
+    assert reference_genome("efficientnet_b0") == zoo.get("bn_silu")
