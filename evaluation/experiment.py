@@ -138,7 +138,6 @@ class SearchDisplay:
     def text(self, searcher: Searcher, in_flight: int) -> str:
         hist = searcher.history
         stages = Counter(r.stage for r in hist if r.status == "rejected")
-        dups = sum(1 for r in hist if r.status == "duplicate")
         failed = sum(1 for r in hist if r.status == "failed")
         best = [max((r.objectives[k] for r in hist if r.objectives is not None), default=None)
                 for k in range(len(self.anchors))]
@@ -146,7 +145,7 @@ class SearchDisplay:
                                                                                            strict=True))
         rej = ", ".join(f"{s} {n}" for s, n in stages.most_common()) or "none"
         return (f"done {searcher.evaluated}/{self.budget}  in flight {in_flight}  rejected: {rej}  "
-                f"failed {failed}  duplicates {dups}  best: {best_text}")
+                f"failed {failed}  duplicates {searcher.duplicates}  best: {best_text}")
 
 
 def run_live(exp: Experiment, executor, tracker=None) -> list[Record]:
@@ -163,7 +162,8 @@ def summary(exp: Experiment, top: int = 5) -> str:
     hist = exp.searcher.history
     counts = Counter(r.status for r in hist)
     lines = [f"search in {exp.out}: {exp.searcher.evaluated} evaluated, "
-             + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))]
+             + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+             + f"; {exp.searcher.duplicates} duplicate proposals answered from the cache"]
     best = exp.searcher.best(top)
     if not best:
         lines.append("no layer passed every check")

@@ -7,9 +7,10 @@ not finite, does not depend on x, or is constant cannot be a useful normalizatio
 
 from __future__ import annotations
 
-import hashlib
+import base64
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from gp.compiler import compile_layer
@@ -31,12 +32,18 @@ def probe_inputs(shape: tuple[int, ...] = PROBE_SHAPE, *, count: int = 2) -> lis
 
 
 @torch.no_grad()
-def _outputs(genome: Genome, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-    layer = compile_layer(genome, inputs[0].shape[1]).train()
+def _probe_layer(genome: Genome, channels: int) -> torch.nn.Module:
+    layer = compile_layer(genome, channels).train()
     # trainable vectors away from their initial values, so that v0 = 0 and v1 = 1 hide nothing
     g = torch.Generator().manual_seed(PROBE_SEED + 1)
     layer.v0.copy_(torch.randn(layer.v0.shape, generator=g) * 0.5)
     layer.v1.copy_(1 + torch.randn(layer.v1.shape, generator=g) * 0.5)
+    return layer
+
+
+@torch.no_grad()
+def _outputs(genome: Genome, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    layer = _probe_layer(genome, inputs[0].shape[1])
     return [layer(x) for x in inputs]
 
 
@@ -71,21 +78,42 @@ def probe(genome: Genome, inputs: list[torch.Tensor] | None = None) -> ProbeRepo
     return ProbeReport(finite, depends, constant, genome.live_nodes, genome.uses_batch)
 
 
-def fingerprint(genome: Genome, *, bits: int = 10) -> str:
-    """A hash of the layer's outputs on the probe batches, rounded to ``bits`` mantissa bits
-    (about three significant digits), so that two genomes computing the same function (written
-    differently) share it and float nondeterminism does not break matches.
+SIGNATURE_SAMPLES = 64  # output positions kept per probe output (AutoML-Zero keeps 10 predictions)
 
-    Rounding works on the float32 bit pattern (round half up on the magnitude), which is cheap;
-    every NaN hashes alike, and values below 1e-12 in magnitude count as 0.
+
+@torch.no_grad()
+def signature(genome: Genome) -> np.ndarray:
+    """The layer's outputs at fixed positions of the probe batches, as float64: train mode on
+    both probe batches, then eval mode (running batch estimates) on the first.
+
+    Two genomes computing the same function give signatures equal up to float noise; compare them
+    with a tolerance (:class:`gp.search.cache.FunctionCache`), never bit for bit: rounding before
+    hashing puts a few values on the wrong side of a rounding edge and misses true matches.
     """
-    drop = 23 - bits
-    h = hashlib.sha256()
-    for o in _outputs(genome, probe_inputs()):
-        o = o.float()
-        o = torch.where(o.abs() < 1e-12, torch.zeros_like(o), o)
-        o = torch.where(torch.isnan(o), torch.full_like(o, float("nan")), o)
-        pattern = o.view(torch.int32)
-        rounded = (pattern + (1 << (drop - 1))) >> drop
-        h.update(rounded.numpy().tobytes())
-    return h.hexdigest()[:16]
+    inputs = probe_inputs()
+    layer = _probe_layer(genome, inputs[0].shape[1])
+    outs = [layer(x) for x in inputs]
+    outs.append(layer.eval()(inputs[0]))
+    g = torch.Generator().manual_seed(PROBE_SEED + 2)
+    picks = torch.randint(outs[0].numel(), (SIGNATURE_SAMPLES,), generator=g)
+    return torch.cat([o.float().flatten()[picks] for o in outs]).double().numpy()
+
+
+def fingerprint(genome: Genome) -> str:
+    """:func:`signature` as compact text (base64 of float32), as records and tracking store it."""
+    return encode_signature(signature(genome))
+
+
+def encode_signature(values: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(values, dtype="<f4").tobytes()).decode("ascii")
+
+
+def decode_signature(text: str) -> np.ndarray:
+    """The signature encoded by :func:`encode_signature`; raises ValueError for other text."""
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise ValueError(f"not an encoded signature: {text[:40]!r}") from exc
+    if not raw or len(raw) % 4:
+        raise ValueError(f"not an encoded signature: {text[:40]!r}")
+    return np.frombuffer(raw, dtype="<f4").astype(np.float64)

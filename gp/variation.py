@@ -1,4 +1,19 @@
-"""The paper's random graphs and mutation, as pure functions of an explicit Generator."""
+"""The paper's random graphs and mutation, as pure functions of an explicit Generator.
+
+Reachability. The paper grows graphs of 1..10 nodes and mutates one node in place, so a lineage's
+node count is fixed at birth and a 1-node lineage can never express EvoNorm-B0 (6 nodes). The
+search therefore works on *fixed-length* genomes, as Cartesian GP and AutoML-Zero do: every genome
+of a lineage has ``space.max_nodes`` nodes, those the output does not read are dead, and a
+mutation that re-draws a live node's inputs may revive them. :func:`pad` turns a paper graph into
+that form by prepending random dead nodes, which leaves its function (and key) unchanged, so an
+evolution's initial population draws functions exactly as random search does. Any graph of at
+most ``max_nodes`` nodes is then reachable from any lineage: write it into the last positions,
+one node per mutation.
+
+A mutation that touches only dead nodes changes nothing a fitness could see; :func:`mutate`
+keeps such neutral changes (they are the drift that later revivals draw on) and repeats until the
+live graph changes, Cartesian GP's "single active mutation".
+"""
 
 from __future__ import annotations
 
@@ -6,6 +21,8 @@ import numpy as np
 
 from gp.genome import NUM_INPUTS, Genome, Node
 from gp.space import PAPER, SearchSpace
+
+MAX_NEUTRAL = 200  # mutation attempts before returning a genome whose live graph did not change
 
 
 def _random_node(position: int, rng: np.random.Generator, space: SearchSpace) -> Node:
@@ -27,10 +44,75 @@ def random_genome(rng: np.random.Generator, space: SearchSpace = PAPER, *, num_n
     return Genome(tuple(_random_node(NUM_INPUTS + k, rng, space) for k in range(n)))
 
 
-def mutate(genome: Genome, rng: np.random.Generator, space: SearchSpace = PAPER) -> Genome:
+def pad(genome: Genome, size: int, rng: np.random.Generator, space: SearchSpace = PAPER) -> Genome:
+    """``genome`` with random dead nodes prepended up to ``size`` nodes: the same function (same
+    key), with material that mutation can revive. A genome already that long is returned as is."""
+    extra = size - len(genome.nodes)
+    if extra <= 0:
+        return genome
+    filler = [_random_node(NUM_INPUTS + k, rng, space) for k in range(extra)]
+
+    def shift(i: int) -> int:
+        return i if i < NUM_INPUTS else i + extra
+
+    moved = [Node(n.op, tuple(shift(i) for i in n.inputs)) for n in genome.nodes]
+    return Genome(tuple(filler + moved))
+
+
+def mutate_node(genome: Genome, position: int, node: Node) -> Genome:
+    """``genome`` with intermediate node ``position`` (0-based) replaced by ``node``: the
+    deterministic core of a mutation, which :func:`mutate` draws at random."""
+    nodes = list(genome.nodes)
+    nodes[position] = node
+    return Genome(tuple(nodes))
+
+
+def paper_step(genome: Genome, rng: np.random.Generator, space: SearchSpace = PAPER) -> Genome:
     """The paper's three-step mutation: pick an intermediate node uniformly, replace its op with a
     uniformly drawn one, and re-draw its predecessors uniformly among the earlier nodes."""
     k = int(rng.integers(len(genome.nodes)))
-    nodes = list(genome.nodes)
-    nodes[k] = _random_node(NUM_INPUTS + k, rng, space)
-    return Genome(tuple(nodes))
+    return mutate_node(genome, k, _random_node(NUM_INPUTS + k, rng, space))
+
+
+def point_step(genome: Genome, rng: np.random.Generator, space: SearchSpace = PAPER) -> Genome:
+    """Cartesian GP's point mutation, a smaller move: pick a node uniformly, then one of its genes
+    (its op, or one of its inputs) uniformly, and re-draw that gene alone. A new op keeps the
+    node's inputs where its arity allows and draws the ones it lacks."""
+    k = int(rng.integers(len(genome.nodes)))
+    node = genome.nodes[k]
+    gene = int(rng.integers(1 + len(node.inputs)))
+    position = NUM_INPUTS + k
+    if gene == 0:
+        candidates = space.ops
+        op = candidates[rng.integers(len(candidates))]
+        missing = max(0, op.arity - len(node.inputs))
+        inputs = node.inputs[:op.arity] + tuple(int(i) for i in rng.integers(position, size=missing))
+        return mutate_node(genome, k, Node(op.name, inputs))
+    inputs = list(node.inputs)
+    inputs[gene - 1] = int(rng.integers(position))
+    return mutate_node(genome, k, Node(node.op, tuple(inputs)))
+
+
+def mixed_step(genome: Genome, rng: np.random.Generator, space: SearchSpace = PAPER) -> Genome:
+    """The paper's node re-draw or a point mutation, with equal probability."""
+    return (paper_step if rng.random() < 0.5 else point_step)(genome, rng, space)
+
+
+STEPS = {"paper": paper_step, "point": point_step, "mixed": mixed_step}
+
+
+def mutate(genome: Genome, rng: np.random.Generator, space: SearchSpace = PAPER, *, active: bool = True,
+           step: str = "paper") -> Genome:
+    """Mutate ``genome`` by ``step`` (:data:`STEPS`; ``"paper"``: the paper's node re-draw).
+
+    ``active=True`` repeats the step, keeping every change, until the live graph differs from the
+    parent's (at most :data:`MAX_NEUTRAL` steps), so that no evaluation is spent on a clone.
+    """
+    if step not in STEPS:
+        raise ValueError(f"unknown mutation step {step!r}; valid: {', '.join(STEPS)}")
+    child = genome
+    for _ in range(MAX_NEUTRAL if active else 1):
+        child = STEPS[step](child, rng, space)
+        if child.key != genome.key:
+            break
+    return child

@@ -2,8 +2,8 @@
 
 from gp.search.engine import Executor, SerialExecutor, run_search
 from gp.search.record import Record
-from gp.search.searcher import Evolution, RandomSearch, Searcher
+from gp.search.searcher import Evolution, RandomSearch, Searcher, SearchExhausted
 from gp.search.selection import average_winner, pareto_front, pareto_winner
 
-__all__ = ["Evolution", "Executor", "RandomSearch", "Record", "Searcher", "SerialExecutor", "average_winner",
-           "pareto_front", "pareto_winner", "run_search"]
+__all__ = ["Evolution", "Executor", "RandomSearch", "Record", "SearchExhausted", "Searcher", "SerialExecutor",
+           "average_winner", "pareto_front", "pareto_winner", "run_search"]

@@ -1,31 +1,65 @@
 """Ask/tell searchers: regularised (aging) tournament evolution and random search.
 
 A searcher proposes genomes with :meth:`ask` and learns their scores with :meth:`tell`; it knows
-nothing of how a genome is evaluated. Candidates that compute a function already evaluated (same
-key, or same functional fingerprint on the probe tensors) are answered from the history at once:
-they are recorded as duplicates, join the window like any child, and cost no evaluation.
+nothing of how a genome is evaluated. The history holds evaluated candidates only. A proposal
+that computes a function already evaluated (same key, or a matching functional signature on the
+probe tensors, :mod:`gp.search.cache`) is a *duplicate*: it is counted, answered from the cache
+and redrawn; it never becomes a record, never joins the window and never votes. Each ask redraws
+at most ``max_draws`` times.
 
-Its whole state — history, window, in-flight genomes, RNG — is a JSON-able dict
+Only deterministic verdicts are cached (ok, and rejections by the static probe, stability,
+training or quality stages). A transient outcome (a failure, an out-of-memory or time budget
+rejection, a dead worker) is recorded but not cached, and the layer is asked again, up to
+``max_attempts`` evaluations in all; only then is its last verdict kept.
+
+Its whole state — history, in-flight genomes, counters, RNG — is a JSON-able dict
 (:meth:`state` / :meth:`from_state`), so a search survives a kill and resumes exactly.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import dataclasses
+import hashlib
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from gp import zoo
+from gp.checks import decode_signature
 from gp.checks import fingerprint as functional_fingerprint
 from gp.genome import Genome
+from gp.search.cache import FunctionCache
 from gp.search.record import DUPLICATE, FAILED, OK, REJECTED, STATUSES, Record, sanitize
 from gp.search.selection import CRITERIA
 from gp.space import SearchSpace
-from gp.variation import mutate, random_genome
+from gp.variation import STEPS, mutate, pad, random_genome
 
 Fingerprint = Callable[[Genome], str]
 MAX_DRAWS = 1000  # proposals per ask() before giving up on finding a new function
+MAX_ATTEMPTS = 2  # evaluations of a layer whose outcome was transient
+TRANSIENT_STAGES = frozenset({"budget", "error", "worker"})
+
+
+class SearchExhausted(RuntimeError):
+    """No new function found in ``max_draws`` proposals."""
+
+
+def is_transient(status: str, stage: str | None) -> bool:
+    """True for outcomes that say more about the machine than about the layer."""
+    if status == OK:
+        return False
+    if status == FAILED:
+        return stage != "objectives"  # non-finite or miscounted scores are the layer's own
+    return stage in TRANSIENT_STAGES
+
+
+def _as_signature(fp: str) -> np.ndarray:
+    """A signature from a fingerprint string; any other text is matched exactly (its digest)."""
+    try:
+        return decode_signature(fp)
+    except ValueError:
+        return np.frombuffer(hashlib.sha256(fp.encode()).digest(), dtype=np.uint8).astype(np.float64) + 1000
 
 
 class Searcher:
@@ -34,42 +68,59 @@ class Searcher:
     kind = "base"
 
     def __init__(self, *, seed: int | None = None, space: SearchSpace | None = None,
-                 fingerprint: Fingerprint | None = functional_fingerprint) -> None:
+                 fingerprint: Fingerprint | None = functional_fingerprint, max_draws: int = MAX_DRAWS,
+                 max_attempts: int = MAX_ATTEMPTS) -> None:
+        if max_draws < 1 or max_attempts < 1:
+            raise ValueError(f"max_draws ({max_draws}) and max_attempts ({max_attempts}) must be at least 1")
         self.seed = seed
         self.space = space or SearchSpace()
         self.rng = np.random.default_rng(seed)
         self.fingerprint = fingerprint
-        self.history: list[Record] = []
+        self.max_draws = max_draws
+        self.max_attempts = max_attempts
+        self.history: list[Record] = []  # evaluated candidates only
         self.pending: dict[str, tuple[Genome, str | None, str | None]] = {}  # key -> (genome, parent, fp)
         self.num_objectives: int | None = None
+        self.duplicates = 0  # proposals answered from the cache
+        self.in_flight_redraws = 0  # proposals equal to a layer being evaluated
+        self.duplicate_hits: Counter[int] = Counter()  # ordinal -> times its function was proposed again
         self._by_key: dict[str, int] = {}
-        self._by_fp: dict[str, int] = {}
-        self._pending_fp: set[str] = set()
+        self._cache = FunctionCache()
+        self._pending_cache = FunctionCache()
+        self._attempts: Counter[str] = Counter()
+        self._retry: deque[tuple[Genome, str | None]] = deque()
 
     # -- ask / tell ----------------------------------------------------------------------
 
     def ask(self) -> Genome:
-        """A genome to evaluate, new in function; duplicates met on the way are recorded."""
-        for _ in range(MAX_DRAWS):
-            # the full genome is kept, dead nodes included: mutation may revive them (the paper's
-            # genomes grow that way); the key, and so every cache, depends on the live graph only
+        """A genome to evaluate, new in function (or a retry of a transient outcome)."""
+        while self._retry:
+            genome, parent = self._retry.popleft()
+            if genome.key not in self.pending:
+                return self._hold(genome, parent, self.fingerprint(genome) if self.fingerprint else None)
+        for _ in range(self.max_draws):
+            # the full genome is kept, dead nodes included: mutation may revive them; the key, and
+            # so every cache, depends on the live graph only
             genome, parent = self._propose()
             if genome.key in self.pending:
-                continue  # the same layer is being evaluated now
+                self.in_flight_redraws += 1
+                continue
             if genome.key in self._by_key:
-                self._record_duplicate(genome, parent, self._by_key[genome.key], None)
+                self._duplicate(self._by_key[genome.key])
                 continue
             fp = self.fingerprint(genome) if self.fingerprint else None
-            if fp is not None and fp in self._pending_fp:
-                continue
-            if fp is not None and fp in self._by_fp:
-                self._record_duplicate(genome, parent, self._by_fp[fp], fp)
-                continue
-            self.pending[genome.key] = (genome, parent, fp)
             if fp is not None:
-                self._pending_fp.add(fp)
-            return genome
-        raise RuntimeError(f"no new layer found in {MAX_DRAWS} proposals: the space looks exhausted")
+                sig = _as_signature(fp)
+                if self._pending_cache.find(sig) is not None:
+                    self.in_flight_redraws += 1
+                    continue
+                hit = self._cache.find(sig)
+                if hit is not None:
+                    self._duplicate(hit)
+                    continue
+            return self._hold(genome, parent, fp)
+        raise SearchExhausted(f"no new layer found in {self.max_draws} proposals: the space looks exhausted "
+                              f"({self.duplicates} duplicates so far)")
 
     def tell(self, genome: Genome, objectives: Sequence[float] | None, *, status: str | None = None,
              reason: str | None = None, stage: str | None = None) -> Record:
@@ -79,7 +130,8 @@ class Searcher:
         if key not in self.pending:
             raise KeyError(f"tell() for a genome that was not asked or was told already: {genome}")
         asked, parent, fp = self.pending.pop(key)
-        self._pending_fp.discard(fp)
+        if fp is not None:
+            self._pending_cache.discard(_as_signature(fp))
         values, problem = sanitize(objectives, self.num_objectives)
         status = status or (OK if values is not None else REJECTED)
         if status not in STATUSES or status == DUPLICATE:
@@ -98,12 +150,12 @@ class Searcher:
 
     @property
     def evaluated(self) -> int:
-        """Finished evaluations (duplicates excluded): what a budget counts."""
-        return sum(1 for r in self.history if r.evaluated)
+        """Finished evaluations: what a budget counts."""
+        return len(self.history)
 
     def best(self, n: int = 10) -> list[Record]:
-        """The ``n`` records with the best mean score (duplicates excluded)."""
-        ranked = [r for r in self.history if r.objectives is not None and r.evaluated]
+        """The ``n`` records with the best mean score."""
+        ranked = [r for r in self.history if r.objectives is not None]
         return sorted(ranked, key=lambda r: (-r.mean, r.ordinal))[:n]
 
     def run(self, evaluate: Callable[[Genome], Sequence[float] | None], budget: int) -> list[Record]:
@@ -118,19 +170,30 @@ class Searcher:
     def _propose(self) -> tuple[Genome, str | None]:
         raise NotImplementedError
 
-    def _record_duplicate(self, genome: Genome, parent: str | None, original: int, fp: str | None) -> None:
-        first = self.history[original]
-        record = Record(len(self.history), str(genome), genome.key, DUPLICATE, first.objectives, parent,
-                        f"same function as candidate {original}", first.stage, fp, duplicate_of=original)
-        self._append(record)
+    def _hold(self, genome: Genome, parent: str | None, fp: str | None) -> Genome:
+        self.pending[genome.key] = (genome, parent, fp)
+        if fp is not None:
+            self._pending_cache.add(_as_signature(fp), -1)
+        return genome
+
+    def _duplicate(self, original: int) -> None:
+        self.duplicates += 1
+        self.duplicate_hits[original] += 1
 
     def _append(self, record: Record) -> None:
-        """Every record passes here; an evaluated one answers later duplicates of its function."""
+        """Every record passes here, live or replayed: caches only deterministic verdicts and
+        queues a bounded retry of a transient one."""
+        assert record.ordinal == len(self.history), "records must be appended in order"
         self.history.append(record)
-        if record.evaluated:
-            self._by_key[record.key] = record.ordinal
-            if record.fingerprint is not None:
-                self._by_fp[record.fingerprint] = record.ordinal
+        self._retry = deque((g, p) for g, p in self._retry if g.key != record.key)
+        if is_transient(record.status, record.stage):
+            self._attempts[record.key] += 1
+            if self._attempts[record.key] < self.max_attempts:
+                self._retry.append((Genome.parse(record.genome), record.parent))
+                return
+        self._by_key.setdefault(record.key, record.ordinal)
+        if record.fingerprint is not None:
+            self._cache.add(_as_signature(record.fingerprint), record.ordinal)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -140,6 +203,8 @@ class Searcher:
             "space": {"batch_stats": self.space.batch_stats, "max_nodes": self.space.max_nodes},
             "rng": self.rng.bit_generator.state,
             "num_objectives": self.num_objectives,
+            "counters": {"duplicates": self.duplicates, "in_flight_redraws": self.in_flight_redraws,
+                         "duplicate_hits": {str(k): v for k, v in self.duplicate_hits.items()}},
             "history": [r.to_dict() for r in self.history],
             "pending": [{"genome": str(g), "parent": p, "fingerprint": fp} for g, p, fp in self.pending.values()],
         }
@@ -172,13 +237,20 @@ class Searcher:
         if isinstance(searcher, Evolution):
             searcher._seeded = state.get("seeded", 0)
         searcher.num_objectives = state["num_objectives"]
+        counters = state.get("counters", {})
+        searcher.duplicates = counters.get("duplicates", 0)
+        searcher.in_flight_redraws = counters.get("in_flight_redraws", 0)
+        searcher.duplicate_hits = Counter({int(k): v for k, v in counters.get("duplicate_hits", {}).items()})
+        renumber: dict[int, int] = {}
         for d in state["history"]:
-            searcher._append(Record.from_dict(d))
+            record = Record.from_dict(d)
+            if record.status == DUPLICATE:  # histories written before duplicates stopped being records
+                searcher._duplicate(renumber.get(record.duplicate_of, record.duplicate_of or 0))
+                continue
+            renumber[record.ordinal] = len(searcher.history)
+            searcher._append(dataclasses.replace(record, ordinal=len(searcher.history)))
         for p in state["pending"]:
-            genome = Genome.parse(p["genome"])
-            searcher.pending[genome.key] = (genome, p["parent"], p["fingerprint"])
-            if p["fingerprint"] is not None:
-                searcher._pending_fp.add(p["fingerprint"])
+            searcher._hold(Genome.parse(p["genome"]), p["parent"], p["fingerprint"])
         return searcher
 
 
@@ -194,18 +266,23 @@ class RandomSearch(Searcher):
 class Evolution(Searcher):
     """Regularised tournament evolution (Real et al. 2019) with the paper's winner criteria.
 
-    A window holds the ``population_size`` most recently finished candidates. The first
-    ``population_size`` asks are random genomes (after the zoo layers named in ``seed_layers``);
-    afterwards each ask draws ``tournament_size`` window members, picks a winner among those that
-    may win (``criterion``: ``"pareto"`` — a random member of their Pareto front — or
-    ``"average"``), and returns the paper's mutation of it. A tournament with no member that may
-    win yields a random genome.
+    The window holds the ``population_size`` most recent candidates that may win (status ok); the
+    paper filters rejected layers out of the population, and so do we unless
+    ``window_rejected=True`` (then rejected and failed candidates also take slots, and age out,
+    but never win). Until the window is full, asks are random genomes (after the zoo layers named
+    in ``seed_layers``); afterwards each ask draws ``tournament_size`` window members, picks a
+    winner (``criterion``: ``"pareto"`` — a random member of their Pareto front — or
+    ``"average"``), and returns a mutation of it that changes its live graph.
+
+    Genomes are kept at ``space.max_nodes`` nodes (random ones padded with dead nodes), so that
+    any graph of the space stays reachable from every lineage (see :mod:`gp.variation`).
     """
 
     kind = "evolution"
 
     def __init__(self, population_size: int = 100, tournament_size: int = 25, criterion: str = "pareto", *,
-                 seed_layers: Sequence[str] = (), **kwargs) -> None:
+                 seed_layers: Sequence[str] = (), window_rejected: bool = False, mutation: str = "paper",
+                 **kwargs) -> None:
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
         if not 1 <= tournament_size <= population_size:
@@ -217,37 +294,43 @@ class Evolution(Searcher):
         self.tournament_size = tournament_size
         self.criterion = criterion
         self.seed_layers = tuple(seed_layers)
+        self.window_rejected = window_rejected
+        if mutation not in STEPS:
+            raise ValueError(f"unknown mutation {mutation!r}; valid: {', '.join(STEPS)}")
+        self.mutation = mutation
         self.window: deque[int] = deque(maxlen=population_size)
-        self._initial = 0  # initial (random or seeded) genomes evaluated
         self._seeded = 0  # zoo seed layers proposed
 
     def _params(self) -> dict:
         return {"population_size": self.population_size, "tournament_size": self.tournament_size,
-                "criterion": self.criterion, "seed_layers": list(self.seed_layers)}
+                "criterion": self.criterion, "seed_layers": list(self.seed_layers),
+                "window_rejected": self.window_rejected, "mutation": self.mutation}
 
     def state(self) -> dict:
         return super().state() | {"seeded": self._seeded}
 
     def _append(self, record: Record) -> None:
         super()._append(record)
-        self.window.append(record.ordinal)
-        if record.parent is None and record.status != DUPLICATE:
-            self._initial += 1
+        if record.objectives is not None or (self.window_rejected and not is_transient(record.status, record.stage)):
+            self.window.append(record.ordinal)
+
+    def _random(self) -> Genome:
+        return pad(random_genome(self.rng, self.space), self.space.max_nodes, self.rng, self.space)
 
     def _propose(self) -> tuple[Genome, str | None]:
-        initial = self._initial + sum(1 for _, parent, _ in self.pending.values() if parent is None)
-        if initial < self.population_size:
+        founders = sum(1 for _, parent, _ in self.pending.values() if parent is None)
+        if len(self.window) + founders < self.population_size:
             if self._seeded < len(self.seed_layers):
                 self._seeded += 1
-                return zoo.get(self.seed_layers[self._seeded - 1]), None
-            return random_genome(self.rng, self.space), None
-        if not self.window:
-            return random_genome(self.rng, self.space), None
+                layer = zoo.get(self.seed_layers[self._seeded - 1])
+                return pad(layer, self.space.max_nodes, self.rng, self.space), None
+            return self._random(), None
         members = self.rng.choice(np.array(self.window), size=min(self.tournament_size, len(self.window)),
                                   replace=False)
         eligible = [int(m) for m in members if self.history[int(m)].objectives is not None]
         if not eligible:
-            return random_genome(self.rng, self.space), None
+            return self._random(), None
         scores = np.array([self.history[m].objectives for m in eligible], dtype=float)
         winner = self.history[eligible[CRITERIA[self.criterion](scores, self.rng)]]
-        return mutate(Genome.parse(winner.genome), self.rng, self.space), winner.key
+        parent = pad(Genome.parse(winner.genome), self.space.max_nodes, self.rng, self.space)
+        return mutate(parent, self.rng, self.space, step=self.mutation), winner.key

@@ -1,8 +1,11 @@
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gp import BATCH_INDEPENDENT, Genome, SearchSpace, mutate, random_genome
+from gp import BATCH_INDEPENDENT, PAPER, Genome, SearchSpace, mutate, random_genome, zoo
+from gp.genome import NUM_INPUTS, Node
+from gp.variation import mutate_node, pad
 
 
 @settings(max_examples=100, deadline=None)
@@ -15,13 +18,68 @@ def test_random_genomes_are_valid_and_bounded(seed):
 
 @settings(max_examples=100, deadline=None)
 @given(st.integers(0, 2**32 - 1))
-def test_mutation_changes_one_node_and_stays_valid(seed):
+def test_mutation_changes_the_live_graph_and_keeps_the_length(seed):
+    rng = np.random.default_rng(seed)
+    g = pad(random_genome(rng), 10, rng)
+    child = mutate(g, rng)
+    assert len(child.nodes) == 10 and child.key != g.key
+    assert Genome.parse(str(child)) == child
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_a_single_paper_step_changes_at_most_one_node(seed):
     rng = np.random.default_rng(seed)
     g = random_genome(rng)
-    child = mutate(g, rng)
+    child = mutate(g, rng, active=False)
     assert len(child.nodes) == len(g.nodes)
-    assert sum(a != b for a, b in zip(g.nodes, child.nodes, strict=False)) <= 1
-    assert Genome.parse(str(child)) == child
+    assert sum(a != b for a, b in zip(g.nodes, child.nodes, strict=True)) <= 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 16))
+def test_padding_keeps_the_function_and_fills_the_length(seed, size):
+    rng = np.random.default_rng(seed)
+    g = random_genome(rng)
+    padded = pad(g, size, rng)
+    assert padded.key == g.key
+    assert len(padded.nodes) == max(size, len(g.nodes))
+
+
+def _is_mutation_outcome(node, position, space=PAPER):
+    """True when the paper's re-draw of node ``position`` can produce ``node``."""
+    return node.op in {op.name for op in space.ops} and all(i < NUM_INPUTS + position for i in node.inputs)
+
+
+@pytest.mark.parametrize("target", ["evonorm_b0", "evonorm_s0", "evonorm_b2", "bn_relu"])
+def test_every_layer_is_reachable_from_a_one_node_lineage(target):
+    """Fixed-length genomes: a 1-node graph padded to 10 nodes reaches any graph of at most 10
+    nodes by single-node mutations (here: writing the target into the last positions)."""
+    rng = np.random.default_rng(0)
+    goal = zoo.get(target).canonical
+    assert goal.live_nodes <= 10
+    genome = pad(random_genome(rng, num_nodes=1), 10, rng)
+    offset = 10 - len(goal.nodes)
+    for k, node in enumerate(goal.nodes):
+        moved = Node(node.op, tuple(i if i < NUM_INPUTS else i + offset for i in node.inputs))
+        assert _is_mutation_outcome(moved, offset + k)
+        genome = mutate_node(genome, offset + k, moved)
+    assert genome.key == goal.key and len(genome.nodes) == 10
+
+
+def test_mutation_draws_cover_the_whole_support_of_a_node():
+    """Every op and every earlier input is a possible outcome of mutating a node (so the steps of
+    the reachability test are draws mutation really makes)."""
+    rng = np.random.default_rng(3)
+    genome = pad(random_genome(rng, num_nodes=1), 4, rng)
+    ops_seen, inputs_seen = set(), set()
+    for _ in range(3000):
+        child = mutate(genome, rng, active=False)
+        changed = [k for k, (a, b) in enumerate(zip(genome.nodes, child.nodes, strict=True)) if a != b]
+        if changed == [3]:
+            ops_seen.add(child.nodes[3].op)
+            inputs_seen.update(child.nodes[3].inputs)
+    assert len(ops_seen) == 24 and inputs_seen == set(range(NUM_INPUTS + 3))
 
 
 def test_generation_is_determined_by_the_generator():

@@ -1,0 +1,178 @@
+"""Search dynamics: evolution against random search at equal budget, through the public ask/tell
+API, on several hidden target layers of the space (zoo layers and random normalising layers),
+over many seeds, with both winner criteria — the paper's Figure 10 on a surrogate fitness.
+
+    python benchmarks/search_dynamics.py                         # defaults below, ~10 min on 2 cores
+    python benchmarks/search_dynamics.py --score inverse --seeds 10 --plot docs/search-dynamics.png
+    python benchmarks/search_dynamics.py --mutation point --population 20 --tournament 5
+
+Fitness (gp.search.surrogate): agreement of a layer's outputs with the hidden target's on probe
+tensors, one objective per probe shape; ``r2`` = 1 - normalised error clipped at 0 (flat for
+most random layers), ``inverse`` = 1 / (1 + normalised error). Random targets are drawn with a
+seed of their own (not a search seed): random graphs of the space with at least 3 live nodes
+and a statistic among them that pass the static probe.
+
+Prints, per target and criterion: mean best-so-far at a few budgets, wins/ties/losses of
+evolution's final best against random search's for the same seed, and a one-sided sign test;
+saves a plot of mean best-so-far curves (interquartile band) and the raw curves as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import binomtest
+
+from gp import Genome, probe, random_genome, zoo
+from gp.search import Evolution, RandomSearch
+from gp.search.surrogate import Surrogate
+
+STATISTICS = ("mean_", "sqmean_", "std_")
+
+
+def random_targets(count: int, seed: int = 12345) -> dict[str, Genome]:
+    """Random normalising layers of the space: >= 3 live nodes, a statistic, pass the probe."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, Genome] = {}
+    while len(out) < count:
+        g = random_genome(rng)
+        live_ops = [g.node(i).op for i in g.live if i >= 4]
+        if g.live_nodes < 3 or not any(op.startswith(STATISTICS) for op in live_ops) or probe(g).problem:
+            continue
+        try:
+            Surrogate(g)
+        except ValueError:
+            continue
+        out[f"random{len(out) + 1}"] = g.canonical
+    return out
+
+
+def targets(spec: str) -> dict[str, Genome]:
+    """``b0,s0,random:3``: zoo layers by name (``evonorm_`` may be left out) and random ones."""
+    out: dict[str, Genome] = {}
+    for item in spec.split(","):
+        if item.startswith("random:"):
+            out |= random_targets(int(item.split(":")[1]))
+        else:
+            name = item if item in zoo.names() else f"evonorm_{item}"
+            out[item] = zoo.get(name)
+    return out
+
+
+def best_so_far(history, budget: int) -> list[float]:
+    curve, best = [], 0.0
+    for r in history[:budget]:
+        if r.objectives is not None:
+            best = max(best, r.mean)
+        curve.append(best)
+    return curve
+
+
+def run_one(job: tuple) -> tuple[tuple, list[float], int]:
+    target_name, genome_text, algorithm, criterion, seed, args = job
+    fitness = Surrogate(Genome.parse(genome_text), score=args["score"])
+    if algorithm == "random":
+        search = RandomSearch(seed=seed)
+    else:
+        search = Evolution(args["population"], args["tournament"], criterion, seed=seed, mutation=args["mutation"],
+                           window_rejected=args["window_rejected"])
+    search.run(fitness, args["budget"])
+    return (target_name, algorithm, criterion, seed), best_so_far(search.history, args["budget"]), search.duplicates
+
+
+def sign_test(evo: np.ndarray, rnd: np.ndarray) -> tuple[int, int, int, float]:
+    wins, losses = int((evo > rnd + 1e-9).sum()), int((rnd > evo + 1e-9).sum())
+    p = binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue if wins + losses else 1.0
+    return wins, len(evo) - wins - losses, losses, p
+
+
+def plot(curves: dict, names: list[str], criteria: list[str], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        for label, key, color in [("random", (name, "random", "-"), "grey")] + [
+                (f"evolution ({c})", (name, "evolution", c), col) for c, col in zip(criteria, ["C0", "C3"],
+                                                                                     strict=False)]:
+            c = np.array(curves[key])
+            x = np.arange(1, c.shape[1] + 1)
+            ax.plot(x, c.mean(0), color=color, label=label)
+            ax.fill_between(x, *np.percentile(c, [25, 75], axis=0), color=color, alpha=0.15)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("candidates evaluated")
+    axes[0][0].set_ylabel("best fitness so far")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--targets", default="b0,s0,random:3", help="zoo names and random:N (default %(default)s)")
+    ap.add_argument("--score", choices=["r2", "inverse"], default="r2", help="surrogate fitness (default %(default)s)")
+    ap.add_argument("--budget", type=int, default=400, help="evaluations per search (default %(default)s)")
+    ap.add_argument("--seeds", type=int, default=10, help="seeds per algorithm (default %(default)s)")
+    ap.add_argument("--population", type=int, default=50, help="aging window (default %(default)s)")
+    ap.add_argument("--tournament", type=int, default=10, help="tournament size (default %(default)s)")
+    ap.add_argument("--mutation", default="paper", help="paper | point | mixed (default %(default)s)")
+    ap.add_argument("--criteria", default="pareto,average", help="winner criteria (default %(default)s)")
+    ap.add_argument("--window-rejected", action="store_true", help="rejected candidates take window slots")
+    ap.add_argument("--workers", type=int, default=2, help="processes (default %(default)s)")
+    ap.add_argument("--plot", default="runs/search-dynamics.png", help="plot path (default %(default)s)")
+    args = ap.parse_args()
+    criteria = args.criteria.split(",")
+    chosen = targets(args.targets)
+    settings = {"score": args.score, "budget": args.budget, "population": args.population,
+                "tournament": args.tournament, "mutation": args.mutation, "window_rejected": args.window_rejected}
+    print(f"surrogate {args.score}; budget {args.budget}; {args.seeds} seeds; population {args.population}, "
+          f"tournament {args.tournament}, mutation {args.mutation}, window_rejected {args.window_rejected}")
+    for name, g in chosen.items():
+        print(f"  target {name}: {g.expression()}")
+    jobs = []
+    for name, g in chosen.items():
+        for seed in range(args.seeds):
+            jobs.append((name, str(g), "random", "-", seed, settings))
+            jobs += [(name, str(g), "evolution", c, seed, settings) for c in criteria]
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        results = pool.map(run_one, jobs, chunksize=1)
+    curves: dict[tuple, list] = {}
+    duplicates: dict[str, list[int]] = {}
+    for (name, algorithm, criterion, seed), curve, dups in results:
+        curves.setdefault((name, algorithm, criterion), []).append(curve)
+        duplicates.setdefault(algorithm, []).append(dups)
+    marks = sorted({args.budget // 8, args.budget // 4, args.budget // 2, args.budget})
+    print(f"\n{'target':<10} {'criterion':<8} " + " ".join(f"{'@' + str(m):>13}" for m in marks)
+          + "   W/T/L   sign-test p")
+    verdicts = []
+    for name in chosen:
+        rnd = np.array(curves[(name, "random", "-")])
+        for c in criteria:
+            evo = np.array(curves[(name, "evolution", c)])
+            w, t, lo, p = sign_test(evo[:, -1], rnd[:, -1])
+            verdicts.append(w >= 0.8 * args.seeds)
+            cells = " ".join(f"{evo[:, m - 1].mean():>6.3f}/{rnd[:, m - 1].mean():<6.3f}" for m in marks)
+            print(f"{name:<10} {c:<8} {cells}  {w:>2}/{t}/{lo}   {p:.4f}")
+    print("(cells: evolution / random, mean best-so-far over seeds)")
+    print(f"duplicate proposals per search, mean: " + ", ".join(f"{a} {np.mean(d):.0f}" for a, d in duplicates.items()))
+    print(f"evolution wins >= 80% of seeds in {sum(verdicts)} of {len(verdicts)} target/criterion pairs")
+    path = Path(args.plot)
+    plot(curves, list(chosen), criteria, path,
+         f"surrogate {args.score}, pop {args.population}, tournament {args.tournament}, {args.mutation} mutation, "
+         f"{args.seeds} seeds")
+    path.with_suffix(".json").write_text(json.dumps(
+        {"settings": settings | {"seeds": args.seeds, "targets": {n: str(g) for n, g in chosen.items()}},
+         "curves": {"|".join(k): v for k, v in curves.items()}}))
+    print(f"plot: {path}; curves: {path.with_suffix('.json')}")
+
+
+if __name__ == "__main__":
+    main()
