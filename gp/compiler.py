@@ -2,14 +2,22 @@
 
 A genome becomes a :class:`torch.fx.GraphModule`: one statement per live node, each a call of the
 op table's own function (``gp.ops``), so printing, interpretation and code share one definition
-of every op and its guard. The generated code, printed by :attr:`GenomeLayer.code`, reads::
+of every op and its guard. The generated code, printed by :attr:`GenomeLayer.code`, reads
+(BN-ReLU)::
 
-    def forward(self, layer, x, constants):
+    def forward(self, x, v0, v1, gamma, beta, running_t1, running_t4, constants):
         dtype = x.dtype
-        t2 = batch_statistic(x, layer.running_t2, 'mean')  # mean_batch
-        ...
-        t6 = gp_ops_max(t5, constants[0])  # max
-        return torch.addcmul(layer.beta.to(dtype), t6, layer.gamma.to(dtype)).expand_as(x)
+        t1 = gp_compiler_batch_statistic(x, running_t1, 'mean')
+        t2 = gp_ops_neg(t1)
+        t3 = gp_ops_add(x, t2)
+        t4 = gp_compiler_batch_statistic(x, running_t4, 'std')
+        t5 = gp_ops_div(t3, t4)
+        c1 = constants[0]
+        t6 = gp_ops_max(t5, c1)
+        return torch.addcmul(beta.to(dtype), t6, gamma.to(dtype)).expand_as(x)
+
+It takes tensors only (input, parameters, running estimates, constants), never the module, so one
+``torch.compile`` of a genome's code can serve every site of every network.
 
 What generation removes, against walking the graph op by op:
 
@@ -52,6 +60,9 @@ NormAct = Callable[..., nn.Module]
 """A norm-act factory: ``(num_features, *, apply_act=True, device=None, dtype=None) -> Module``."""
 
 NO_ACT_POLICIES = ("affine", "candidate", "batchnorm")
+
+PARAMETERS = ("v0", "v1", "gamma", "beta")
+"""The per-channel parameters of every genome layer, in the order the generated code takes them."""
 
 _BATCH_VALUE = {"mean": stats.mean, "sqmean": stats.sqmean}
 
@@ -146,12 +157,12 @@ def _generate(genome: Genome, folded: set[int], slots: dict[int, int], *, traini
     """One graph: a statement per node not ``folded``; the folded values it reads come from
     ``slots`` of its ``constants`` argument; then the affine."""
     graph = fx.Graph()
-    layer, x, consts = graph.placeholder("layer"), graph.placeholder("x"), graph.placeholder("constants")
+    x = graph.placeholder("x")
+    params = {name: graph.placeholder(name) for name in PARAMETERS}
+    running = {k: graph.placeholder(_running_name(k)) for k, n in enumerate(genome.nodes) if ops.OPS[n.op].uses_batch}
+    consts = graph.placeholder("constants")
     dtype = graph.create_node("call_function", getattr, (x, "dtype"), name="dtype")
     values: dict[int, fx.Node] = {0: x}
-
-    def attribute(name: str) -> fx.Node:
-        return graph.create_node("call_function", getattr, (layer, name), name=f"{name}_")
 
     def value(i: int) -> fx.Node:
         if i not in values:
@@ -159,7 +170,7 @@ def _generate(genome: Genome, folded: set[int], slots: dict[int, int], *, traini
                 values[i] = graph.create_node("call_function", operator.getitem, (consts, slots[i]), name=f"c{i}")
             else:  # a trainable vector, in the input's dtype (a no-op unless precisions are mixed)
                 name = ops.INPUTS[i]
-                values[i] = graph.create_node("call_method", "to", (attribute(name), dtype), name=name)
+                values[i] = graph.create_node("call_method", "to", (params[name], dtype), name=f"{name}_")
         return values[i]
 
     for k, node in enumerate(genome.nodes):
@@ -169,15 +180,15 @@ def _generate(genome: Genome, folded: set[int], slots: dict[int, int], *, traini
         op = ops.OPS[node.op]
         name = f"t{k + 1}"
         if op.uses_batch and training:
-            args = (value(node.inputs[0]), attribute(_running_name(k)), op.statistic)
+            args = (value(node.inputs[0]), running[k], op.statistic)
             values[index] = graph.create_node("call_function", batch_statistic, args, name=name)
         elif op.uses_batch:
-            args = (attribute(_running_name(k)), op.statistic, dtype)
+            args = (running[k], op.statistic, dtype)
             values[index] = graph.create_node("call_function", running_statistic, args, name=name)
         else:
             values[index] = graph.create_node("call_function", op.fn, tuple(value(i) for i in node.inputs), name=name)
-    gamma = graph.call_method("to", (attribute("gamma"), dtype))
-    beta = graph.call_method("to", (attribute("beta"), dtype))
+    gamma = graph.call_method("to", (params["gamma"], dtype))
+    beta = graph.call_method("to", (params["beta"], dtype))
     y = graph.call_function(torch.addcmul, (beta, value(genome.output), gamma))
     graph.output(graph.call_method("expand_as", (y, x)))
     graph.eliminate_dead_code()  # in eval mode: nodes only batch aggregates read
@@ -221,7 +232,9 @@ class GenomeLayer(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.num_features:
             raise ValueError(f"expected input (N, {self.num_features}, H, W), got {tuple(x.shape)}")
         p = self._program
-        return (p.train if self.training else p.eval).forward(self, x, p.tensors(x))
+        running = [self._buffers[name] for name, _ in p.buffers]
+        return (p.train if self.training else p.eval).forward(x, self.v0, self.v1, self.gamma, self.beta, *running,
+                                                              p.tensors(x))
 
 
 def compile_layer(genome: Genome, num_features: int, *, device=None, dtype=None) -> GenomeLayer:

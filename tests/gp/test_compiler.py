@@ -181,3 +181,17 @@ def test_torch_compile_of_generated_layer_matches_eager(name, gen):
     torch.testing.assert_close(compiled(x), eager(x), rtol=1e-4, atol=1e-4)
     for (_, r), (_, s) in zip(layer.named_buffers(), eager.named_buffers(), strict=True):
         torch.testing.assert_close(r, s, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_one_compiled_program_serves_layers_of_every_width(gen):
+    """The generated code takes tensors, not the module: one torch.compile per genome and mode."""
+    program = compile_layer(zoo.get("evonorm_b0"), 8)._program
+    compiled = torch.compile(program.train.forward, dynamic=True)
+    for c in (8, 24, 40):
+        layer = compile_layer(zoo.get("evonorm_b0"), c).train()
+        eager = copy.deepcopy(layer)
+        x = torch.randn(4, c, 5, 5, generator=gen) * 2 + 1
+        out = compiled(x, layer.v0, layer.v1, layer.gamma, layer.beta, layer.running_t1, ())
+        torch.testing.assert_close(out, eager(x), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(layer.running_t1, eager.running_t1, rtol=1e-5, atol=1e-6)
