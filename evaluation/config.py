@@ -44,6 +44,7 @@ class TrainConfig:
     weight_decay: float = 5e-4  # not applied to norm-act parameters or biases
     eval_at: tuple[int, ...] = ()  # extra steps at which validation accuracy is recorded
     no_act: str = "affine"  # policy where a norm has no activation: affine | candidate | batchnorm
+    compile: str = "off"  # torch.compile the candidate: off | survivors (after the quality stage) | always
 
 
 @dataclass(frozen=True)

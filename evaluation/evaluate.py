@@ -10,7 +10,8 @@
 
 Seconds per stage go into :attr:`EvalResult.timings`: ``static``, ``build``, ``stability``,
 ``quality_phase`` and ``rest_phase`` (steps 3 and 4, validation included), and within those
-``training`` and ``validation``. Nothing a candidate does escapes: a rejection or any unexpected
+``training`` and ``validation``; ``compile`` when ``train.compile`` asks for compiled candidates
+(:data:`COMPILE_POLICIES`). Nothing a candidate does escapes: a rejection or any unexpected
 error becomes the status of its :class:`EvalResult`.
 
 The step-time budget compares like with like: the candidate against BN-ReLU (BN-Swish for
@@ -21,8 +22,10 @@ policy, not against the fused native ``BatchNorm2d``.
 from __future__ import annotations
 
 import gc
+from copy import deepcopy
 
 import torch
+import torch.nn.functional as F
 
 import architectures
 from evaluation import data as datamod
@@ -37,8 +40,14 @@ from evaluation.hooks import (
     static_check,
 )
 from evaluation.result import EvalResult, Status
-from evaluation.train import Progress, Training, build_model, time_steps
+from evaluation.train import Progress, Training, autocast, build_model, time_steps
 from gp import Genome, layer_factory, zoo
+from gp.compiler import use_compiled
+
+COMPILE_POLICIES = ("off", "survivors", "always")
+"""When the candidate layer runs ``torch.compile``'d: never; for the rest of the training of a layer
+that passed the quality stage (compilation costs seconds; it pays for long trainings only); or
+from the first training step (never during the stability test, which differentiates twice)."""
 
 _REFERENCE_LAYERS = {architectures.bn_relu: "bn_relu", architectures.bn_silu: "bn_silu"}
 """The zoo genome of each network's own norm-act (what a candidate replaces)."""
@@ -74,6 +83,8 @@ def check_config(config: EvalConfig) -> None:
         raise ConfigError(f"train.steps must be at least 1, got {config.train.steps}")
     if config.train.no_act not in ("affine", "candidate", "batchnorm"):
         raise ConfigError(f"train.no_act must be affine, candidate or batchnorm, got {config.train.no_act!r}")
+    if config.train.compile not in COMPILE_POLICIES:
+        raise ConfigError(f"train.compile must be {', '.join(COMPILE_POLICIES)}, got {config.train.compile!r}")
 
 
 def load_data(config: EvalConfig, device: torch.device, *, test: bool = False) -> datamod.DeviceData:
@@ -174,6 +185,8 @@ class Evaluator:
             runs.append(Training(ctx, self.data, cfg.train, eval_at=eval_at, val_limit=cfg.data.val_limit,
                                  hooks=self.hooks, seed=cfg.seed, clock=clock, progress=self.progress))
         for phase, until in (("quality_phase", q), ("rest_phase", cfg.train.steps)):
+            if cfg.train.compile == {"quality_phase": "always", "rest_phase": "survivors"}[phase]:
+                self._compile(runs, clock)
             for run in runs:  # every anchor to the quality step, then every anchor to the end
                 if run.step >= min(until, cfg.train.steps):
                     continue
@@ -186,6 +199,24 @@ class Evaluator:
         for run in runs:
             curves[run.ctx.anchor] = run.curve
             accuracies[run.ctx.anchor] = run.curve[cfg.train.steps]
+
+    def _compile(self, runs: list[Training], clock: Stopwatch) -> None:
+        """Switch every anchor's candidate layers to compiled code and compile it now, as its own
+        ``compile`` stage: one training and one validation pass on a copy of each model (the copy
+        shares the compiled code; the model itself is untouched)."""
+        if all(run.step >= self.config.train.steps for run in runs):
+            return
+        images, labels = self.data.augmenter.normalize(self.data.train.images[:8]), self.data.train.labels[:8]
+        with clock("compile"):
+            for run in runs:
+                use_compiled(run.ctx.model)
+                copy = deepcopy(run.ctx.model).train()
+                with autocast(self.device):
+                    loss = F.cross_entropy(copy(images).float(), labels)
+                loss.backward()
+                with torch.no_grad(), autocast(self.device):
+                    copy.eval()(images)
+                del copy
 
 
 def evaluate(genome: Genome, config: EvalConfig, **kwargs) -> EvalResult:

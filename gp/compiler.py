@@ -45,6 +45,7 @@ computed from its own input in both modes.
 from __future__ import annotations
 
 import operator
+import warnings
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -128,6 +129,22 @@ class Program:
         self.train = _generate(genome, set(folded), self.slots, training=True)
         self.eval = _generate(genome, set(folded), self.slots, training=False)
         self._tensors: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, ...]] = {}
+        self._compiled: dict[bool, Callable[..., torch.Tensor]] = {}
+        self.compile_error: str | None = None  # set when compilation failed: eager from then on
+
+    def compiled(self, training: bool) -> Callable[..., torch.Tensor]:
+        """``torch.compile`` of the code of one mode, with dynamic shapes, made on first use: one
+        compiled function for every site and width (compilation itself happens at the first call)."""
+        fn = self._compiled.get(training)
+        if fn is None:
+            code = self.train if training else self.eval
+            fn = self._compiled[training] = torch.compile(code.forward, dynamic=True)
+        return fn
+
+    def compile_failed(self, exc: Exception) -> None:
+        self.compile_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        warnings.warn(f"torch.compile failed for {self.genome}; running it eagerly: {self.compile_error}",
+                      RuntimeWarning, stacklevel=3)
 
     def tensors(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The constants as 0-d tensors on ``x``'s device and in its dtype, made once."""
@@ -215,6 +232,7 @@ class GenomeLayer(nn.Module):
         self.gamma = nn.Parameter(torch.ones(shape, **factory))
         self.beta = nn.Parameter(torch.zeros(shape, **factory))
         self._program = program(self.genome)
+        self.compiled = False  # True: run the torch.compile'd code (see use_compiled)
         # one running estimate per batch aggregate, named after its node: mean 0, var 1, E[x^2] 1
         for name, statistic in self._program.buffers:
             init = torch.zeros if statistic == "mean" else torch.ones
@@ -232,14 +250,29 @@ class GenomeLayer(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.num_features:
             raise ValueError(f"expected input (N, {self.num_features}, H, W), got {tuple(x.shape)}")
         p = self._program
-        running = [self._buffers[name] for name, _ in p.buffers]
-        return (p.train if self.training else p.eval).forward(x, self.v0, self.v1, self.gamma, self.beta, *running,
-                                                              p.tensors(x))
+        args = (x, self.v0, self.v1, self.gamma, self.beta, *(self._buffers[n] for n, _ in p.buffers), p.tensors(x))
+        if self.compiled and p.compile_error is None:
+            try:
+                return p.compiled(self.training)(*args)
+            except torch._dynamo.exc.TorchDynamoException as exc:  # compilation, not the candidate, failed
+                p.compile_failed(exc)
+        return (p.train if self.training else p.eval).forward(*args)
 
 
 def compile_layer(genome: Genome, num_features: int, *, device=None, dtype=None) -> GenomeLayer:
     """The genome as a module with parameters v0, v1, gamma, beta (and running estimates)."""
     return GenomeLayer(genome, num_features, device=device, dtype=dtype)
+
+
+def use_compiled(model: nn.Module, on: bool = True) -> int:
+    """Run every genome layer of ``model`` through ``torch.compile`` (or back to eager code);
+    returns how many layers were switched. Compiled code cannot be differentiated twice (the
+    stability test's double backward): switch after it. A compilation that fails falls back to
+    eager code, with a warning, for that genome."""
+    layers = [m for m in model.modules() if isinstance(m, GenomeLayer)]
+    for m in layers:
+        m.compiled = on
+    return len(layers)
 
 
 class Affine(nn.Module):

@@ -199,3 +199,19 @@ def test_step_budget_yardstick_is_the_reference_genome_through_the_same_compiler
 
     assert reference_genome("resnet50") == zoo.get("bn_relu")
     assert reference_genome("efficientnet_b0") == zoo.get("bn_silu")
+
+
+@pytest.mark.slow
+def test_survivors_train_compiled_after_the_quality_stage(two_anchors):
+    cfg, data = two_anchors
+    compiled = Evaluator(_with(cfg, **{"train.compile": "survivors"}), data=data)(zoo.get("bn_relu"))
+    eager = Evaluator(cfg, data=data)(zoo.get("bn_relu"))
+    assert compiled.status is Status.OK and compiled.timings["compile"] > 0
+    for anchor, accuracy in eager.accuracies.items():
+        assert abs(compiled.accuracies[anchor] - accuracy) <= 0.1
+
+
+def test_unknown_compile_policy_is_refused():
+    cfg = EvalConfig(train=TrainConfig(compile="sometimes"))
+    with pytest.raises(ValueError, match="train.compile must be off, survivors, always, got 'sometimes'"):
+        Evaluator(cfg)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from gp import Genome, compile_layer, random_genome, zoo
+from gp.compiler import use_compiled
 from gp.interpreter import InterpretedLayer
 
 
@@ -195,3 +196,22 @@ def test_one_compiled_program_serves_layers_of_every_width(gen):
         out = compiled(x, layer.v0, layer.v1, layer.gamma, layer.beta, layer.running_t1, ())
         torch.testing.assert_close(out, eager(x), rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(layer.running_t1, eager.running_t1, rtol=1e-5, atol=1e-6)
+
+
+def test_failed_compilation_falls_back_to_eager_code(gen):
+    from torch._dynamo.exc import TorchDynamoException
+
+    genome = Genome.from_expression("div(tanh(x), std_layer(square(x)))")  # a program no other test compiles
+    layer = compile_layer(genome, 4).train()
+    x = torch.randn(2, 4, 3, 3, generator=gen)
+    expected = layer(x)
+
+    def broken(*args):
+        raise TorchDynamoException("no compiler here")
+
+    layer._program._compiled[True] = broken
+    assert use_compiled(torch.nn.Sequential(layer)) == 1
+    with pytest.warns(RuntimeWarning, match="torch.compile failed"):
+        torch.testing.assert_close(layer(x), expected)
+    assert "no compiler here" in layer._program.compile_error
+    torch.testing.assert_close(layer(x), expected)  # eager from now on, without a new warning
