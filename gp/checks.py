@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gp.compiler import compile_layer
+from gp.interpreter import InterpretedLayer
 from gp.genome import Genome
 
 PROBE_SHAPE = (8, 64, 6, 6)  # (N, C, H, W): 64 channels make 32 groups of 2
@@ -33,7 +33,9 @@ def probe_inputs(shape: tuple[int, ...] = PROBE_SHAPE, *, count: int = 2) -> lis
 
 @torch.no_grad()
 def _probe_layer(genome: Genome, channels: int) -> torch.nn.Module:
-    layer = compile_layer(genome, channels).train()
+    # the op-by-op interpreter (same numerics as the generated code): a probe runs a layer once or
+    # twice, where generating code would cost ten times the forward passes
+    layer = InterpretedLayer(genome.canonical, channels).train()
     # trainable vectors away from their initial values, so that v0 = 0 and v1 = 1 hide nothing
     g = torch.Generator().manual_seed(PROBE_SEED + 1)
     layer.v0.copy_(torch.randn(layer.v0.shape, generator=g) * 0.5)

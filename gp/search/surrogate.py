@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from gp.compiler import compile_layer
+from gp.interpreter import InterpretedLayer
 from gp.genome import Genome
 
 SHAPES = ((8, 16, 4, 4), (8, 32, 4, 4), (8, 64, 4, 4))
@@ -34,7 +34,7 @@ class Surrogate:
     @staticmethod
     @torch.no_grad()
     def _output(genome: Genome, x: torch.Tensor) -> torch.Tensor | None:
-        out = compile_layer(genome, x.shape[1]).train()(x).double().flatten()
+        out = InterpretedLayer(genome.canonical, x.shape[1]).train()(x).double().flatten()
         return out if torch.isfinite(out).all() and float(out.std()) > 1e-9 else None
 
     def __call__(self, genome: Genome) -> tuple[float, ...] | None:
