@@ -124,13 +124,16 @@ class Evaluator:
 
     def baseline_step(self, index: int) -> float | None:
         """Median seconds per step on anchor ``index`` of BN-ReLU (BN-Swish) in the candidates'
-        form: its genome through the same compiler, the same no-activation policy. Measured once."""
+        form: its genome through the same compiler, eager or compiled as candidates are at the
+        quality stage, with the same no-activation policy. Measured once."""
         rej, anchor = self.config.rejection, self.config.anchors[index]
         if rej.max_step_ratio <= 0:
             return None
         if anchor.arch not in self._baseline:
             factory = layer_factory(reference_genome(anchor.arch), no_act=self.config.train.no_act)
             model = build_model(anchor, factory, self.device, self.config.seed)
+            # the budget is checked in the quality stage: compiled there only under "always"
+            use_compiled(model, self.config.train.compile == "always")
             self._baseline[anchor.arch] = time_steps(model, self.data, self.config.train, rej.timing_steps,
                                                      self.config.seed)
         return self._baseline[anchor.arch]
