@@ -8,7 +8,9 @@ not finite, does not depend on x, or is constant cannot be a useful normalizatio
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -20,15 +22,17 @@ PROBE_SHAPE = (8, 64, 6, 6)  # (N, C, H, W): 64 channels make 32 groups of 2
 PROBE_SEED = 20200406
 
 
-def probe_inputs(shape: tuple[int, ...] = PROBE_SHAPE, *, count: int = 2) -> list[torch.Tensor]:
-    """``count`` fixed probe batches: shifted, scaled normals like real pre-activations."""
+@lru_cache(maxsize=8)
+def probe_inputs(shape: tuple[int, ...] = PROBE_SHAPE, *, count: int = 2) -> tuple[torch.Tensor, ...]:
+    """``count`` fixed probe batches: shifted, scaled normals like real pre-activations. Made once
+    and shared: read them, never write into them."""
     g = torch.Generator().manual_seed(PROBE_SEED)
     out = []
     for _ in range(count):
         scale = torch.rand(1, shape[1], 1, 1, generator=g) * 2 + 0.5
         shift = torch.randn(1, shape[1], 1, 1, generator=g)
         out.append(torch.randn(shape, generator=g) * scale + shift)
-    return out
+    return tuple(out)
 
 
 @torch.no_grad()
@@ -44,7 +48,7 @@ def _probe_layer(genome: Genome, channels: int) -> torch.nn.Module:
 
 
 @torch.no_grad()
-def _outputs(genome: Genome, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+def _outputs(genome: Genome, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     layer = _probe_layer(genome, inputs[0].shape[1])
     return [layer(x) for x in inputs]
 
@@ -69,7 +73,7 @@ class ProbeReport:
         return None
 
 
-def probe(genome: Genome, inputs: list[torch.Tensor] | None = None) -> ProbeReport:
+def probe(genome: Genome, inputs: Sequence[torch.Tensor] | None = None) -> ProbeReport:
     """Run the static checks on the probe batches (or on ``inputs``, at least two of them)."""
     inputs = inputs if inputs is not None else probe_inputs()
     outs = _outputs(genome, inputs)

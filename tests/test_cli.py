@@ -67,7 +67,7 @@ def test_eval_rejects_overflow_before_training_with_table(cifar_dir):
 @pytest.mark.parametrize("args, fragment", [
     (["--data", "/nonexistent/cifar"], "no train/ directory in /nonexistent/cifar"),
     (["--arch", "vgg"], "unknown architecture 'vgg'"),
-    (["--preset", "fast"], "unknown preset 'fast'"),
+    (["--preset", "quick"], "unknown preset 'quick'"),
 ])
 def test_eval_bad_options_are_one_line(args, fragment):
     proc = _run("eval", "bn_relu", "--preset", "smoke", *args) if "--preset" not in args else \

@@ -27,18 +27,40 @@ def _summary(values: np.ndarray) -> tuple[bytes, int]:
     return pattern.tobytes(), level
 
 
+def _close(stored: np.ndarray, values: np.ndarray, rtol: float, atol: float) -> np.ndarray:
+    """Row mask of ``stored`` (n, d) signatures equal to ``values`` (d,): the same non-finite
+    positions (checked by the bucket key) and close finite values."""
+    finite = np.isfinite(values)
+    x, y = stored[:, finite], values[finite]
+    if y.size == 0:
+        return np.ones(len(stored), dtype=bool)
+    scale = float(np.sqrt(np.mean(y ** 2)))
+    bound = atol * (1 + scale) + rtol * np.maximum(np.abs(x), np.abs(y))
+    return np.all(np.abs(x - y) <= bound, axis=1)
+
+
 def same_function(a: np.ndarray, b: np.ndarray, rtol: float = RTOL, atol: float = ATOL) -> bool:
     """True when two signatures agree: the same non-finite positions, finite values close."""
-    if a.shape != b.shape:
+    if a.shape != b.shape or _summary(a)[0] != _summary(b)[0]:
         return False
-    fa, fb = np.isfinite(a), np.isfinite(b)
-    if not np.array_equal(fa, fb) or not np.array_equal(np.nan_to_num(a[~fa], nan=0.0), np.nan_to_num(b[~fb], nan=0.0)):
-        return False
-    x, y = a[fa], b[fb]
-    if x.size == 0:
-        return True
-    scale = float(np.sqrt(np.mean(y ** 2)))
-    return bool(np.all(np.abs(x - y) <= atol * (1 + scale) + rtol * np.maximum(np.abs(x), np.abs(y))))
+    return bool(_close(a[None, :], b, rtol, atol)[0])
+
+
+class _Bucket:
+    """Signatures of one coarse summary, compared all at once."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.ordinals: list[int] = []
+        self._matrix: np.ndarray | None = None
+
+    def find(self, values: np.ndarray, rtol: float, atol: float) -> int | None:
+        if not self.rows:
+            return None
+        if self._matrix is None or len(self._matrix) != len(self.rows):
+            self._matrix = np.stack(self.rows)
+        hits = np.flatnonzero(_close(self._matrix, values, rtol, atol))
+        return int(hits[0]) if hits.size else None
 
 
 class FunctionCache:
@@ -46,33 +68,39 @@ class FunctionCache:
 
     def __init__(self, rtol: float = RTOL, atol: float = ATOL) -> None:
         self.rtol, self.atol = rtol, atol
-        self._buckets: dict[tuple[bytes, int], list[tuple[np.ndarray, int]]] = defaultdict(list)
+        self._buckets: dict[tuple[bytes, int], _Bucket] = defaultdict(_Bucket)
         self._size = 0
 
     def __len__(self) -> int:
         return self._size
 
-    def find(self, values: np.ndarray) -> int | None:
+    def _locate(self, values: np.ndarray) -> tuple[_Bucket, int] | None:
         pattern, level = _summary(values)
         for lv in (level, level - 1, level + 1):
-            for stored, ordinal in self._buckets.get((pattern, lv), ()):
-                if same_function(values, stored, self.rtol, self.atol):
-                    return ordinal
+            bucket = self._buckets.get((pattern, lv))
+            if bucket is not None:
+                row = bucket.find(values, self.rtol, self.atol)
+                if row is not None:
+                    return bucket, row
         return None
+
+    def find(self, values: np.ndarray) -> int | None:
+        found = self._locate(values)
+        return None if found is None else found[0].ordinals[found[1]]
 
     def add(self, values: np.ndarray, ordinal: int) -> None:
         """Remember ``values`` for ``ordinal`` unless an equal function is already known."""
-        if self.find(values) is None:
-            self._buckets[_summary(values)].append((np.asarray(values, dtype=np.float64), ordinal))
+        if self._locate(values) is None:
+            bucket = self._buckets[_summary(values)]
+            bucket.rows.append(np.asarray(values, dtype=np.float64))
+            bucket.ordinals.append(ordinal)
             self._size += 1
 
     def discard(self, values: np.ndarray) -> None:
         """Forget the entry equal to ``values`` (for in-flight sets)."""
-        pattern, level = _summary(values)
-        for lv in (level, level - 1, level + 1):
-            bucket = self._buckets.get((pattern, lv), [])
-            for i, (stored, _) in enumerate(bucket):
-                if same_function(values, stored, self.rtol, self.atol):
-                    del bucket[i]
-                    self._size -= 1
-                    return
+        found = self._locate(values)
+        if found is not None:
+            bucket, row = found
+            del bucket.rows[row], bucket.ordinals[row]
+            bucket._matrix = None
+            self._size -= 1
