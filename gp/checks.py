@@ -15,8 +15,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from gp.interpreter import InterpretedLayer
 from gp.genome import Genome
+from gp.interpreter import InterpretedLayer
 
 PROBE_SHAPE = (8, 64, 6, 6)  # (N, C, H, W): 64 channels make 32 groups of 2
 PROBE_SEED = 20200406
