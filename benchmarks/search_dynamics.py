@@ -146,7 +146,7 @@ def main() -> None:
         results = pool.map(run_one, jobs, chunksize=1)
     curves: dict[tuple, list] = {}
     duplicates: dict[str, list[int]] = {}
-    for (name, algorithm, criterion, seed), curve, dups in results:
+    for (name, algorithm, criterion, _seed), curve, dups in results:
         curves.setdefault((name, algorithm, criterion), []).append(curve)
         duplicates.setdefault(algorithm, []).append(dups)
     marks = sorted({args.budget // 8, args.budget // 4, args.budget // 2, args.budget})
@@ -162,7 +162,7 @@ def main() -> None:
             cells = " ".join(f"{evo[:, m - 1].mean():>6.3f}/{rnd[:, m - 1].mean():<6.3f}" for m in marks)
             print(f"{name:<10} {c:<8} {cells}  {w:>2}/{t}/{lo}   {p:.4f}")
     print("(cells: evolution / random, mean best-so-far over seeds)")
-    print(f"duplicate proposals per search, mean: " + ", ".join(f"{a} {np.mean(d):.0f}" for a, d in duplicates.items()))
+    print("duplicate proposals per search, mean: " + ", ".join(f"{a} {np.mean(d):.0f}" for a, d in duplicates.items()))
     print(f"evolution wins >= 80% of seeds in {sum(verdicts)} of {len(verdicts)} target/criterion pairs")
     path = Path(args.plot)
     plot(curves, list(chosen), criteria, path,

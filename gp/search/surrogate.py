@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from gp.interpreter import InterpretedLayer
 from gp.genome import Genome
+from gp.interpreter import InterpretedLayer
 
 SHAPES = ((8, 16, 4, 4), (8, 32, 4, 4), (8, 64, 4, 4))
 
