@@ -215,3 +215,16 @@ def test_failed_compilation_falls_back_to_eager_code(gen):
         torch.testing.assert_close(layer(x), expected)
     assert "no compiler here" in layer._program.compile_error
     torch.testing.assert_close(layer(x), expected)  # eager from now on, without a new warning
+
+
+@pytest.mark.parametrize("expr", ["exp(zero)", "std_batch(zero)", "add(x, mean_batch(sigmoid(zero)))",
+                                  "div(x, neg(zero))", "max(mean_instance(zero), x)"])
+def test_constant_corner_cases_match_interpreter(expr, gen):
+    """Constant outputs, batch aggregates of constants (they keep running estimates) and guards
+    on folded constants."""
+    new, old = _pair(Genome.from_expression(expr), 8, gen)
+    for training in (True, True, False):
+        x = torch.randn(4, 8, 3, 3, generator=gen)
+        _same(new.train(training)(x), old.train(training)(x), torch.float32)
+    for (_, r), (_, s) in zip(new.named_buffers(), old.named_buffers(), strict=True):
+        _same(r, s, torch.float32)
