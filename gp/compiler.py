@@ -114,7 +114,8 @@ def _fold(genome: Genome) -> dict[int, float]:
 
 class Program:
     """The generated code of one genome: a training-mode and an eval-mode graph, built once and
-    shared by every layer of that genome (immutable, so copies of a layer share it too)."""
+    shared by every layer of that genome. The code never changes (only caches fill: constant
+    tensors per device and dtype, compiled functions), so copies of a layer share it too."""
 
     def __init__(self, genome: Genome) -> None:
         self.genome = genome
