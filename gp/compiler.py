@@ -139,7 +139,10 @@ class Program:
         fn = self._compiled.get(training)
         if fn is None:
             code = self.train if training else self.eval
-            fn = self._compiled[training] = torch.compile(code.forward, dynamic=True)
+            compiled = torch.compile(code.forward, dynamic=True)
+            # parameters are static-shaped by default, which pins C and recompiles per width
+            fn = torch._dynamo.config.patch(force_parameter_static_shapes=False)(compiled)
+            self._compiled[training] = fn
         return fn
 
     def compile_failed(self, exc: Exception) -> None:
