@@ -123,7 +123,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10, help="seeds per algorithm (default %(default)s)")
     ap.add_argument("--population", type=int, default=50, help="aging window (default %(default)s)")
     ap.add_argument("--tournament", type=int, default=10, help="tournament size (default %(default)s)")
-    ap.add_argument("--mutation", default="paper", help="paper | point | mixed (default %(default)s)")
+    ap.add_argument("--mutation", default="point", help="paper | point | mixed (default %(default)s)")
     ap.add_argument("--criteria", default="pareto,average", help="winner criteria (default %(default)s)")
     ap.add_argument("--window-rejected", action="store_true", help="rejected candidates take window slots")
     ap.add_argument("--workers", type=int, default=2, help="processes (default %(default)s)")

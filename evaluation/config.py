@@ -79,7 +79,7 @@ class SearchConfig:
     population_size: int = 100  # the aging window
     tournament_size: int = 25
     seed_layers: tuple[str, ...] = ()  # zoo layers placed in the initial population
-    mutation: str = "paper"  # paper | point | mixed: the mutation step (gp.variation.STEPS)
+    mutation: str = "point"  # paper | point | mixed: the mutation step (gp.variation.STEPS)
     window_rejected: bool = False  # True: rejected candidates also take window slots (they never win)
     batch_stats: bool = True  # False: the batch-independent ("S") search space
     max_nodes: int = 10  # intermediate nodes of random graphs (paper: 10)

@@ -32,7 +32,7 @@ def main() -> None:
     tracker = Tracker(args.tracking_uri, args.experiment)
     for algorithm in ("random", "evolution"):
         search_cfg = dataclasses.replace(cfgmod.load_search(args.preset), algorithm=algorithm,
-                                         budget=args.budget, seed=args.seed)
+                                         budget=args.budget, seed=args.seed, seed_layers=())
         exp = Experiment.create(f"{args.out}/{algorithm}", eval_cfg, search_cfg)
         exp.run(SerialExecutor(evaluator), tracker=tracker)
         print(summary(exp, top=3), "\n")

@@ -26,7 +26,10 @@ def main(batch_stats: bool = True, default_out: str = "runs/paper-search") -> No
     ap.add_argument("--budget", type=int, default=50)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--executor", default=None, help="serial | process | ray (default: serial for 1 worker)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="RNG seed of the search (default %(default)s)")
+    ap.add_argument("--seed-layers", nargs="*", default=[], metavar="ZOO_NAME",
+                    help="zoo layers to place in the initial population (default: none, a random start; "
+                         "seeding with e.g. evonorm_b0 starts the search from a known answer)")
     ap.add_argument("--out", default=default_out)
     ap.add_argument("--tracking-uri", default=None)
     ap.add_argument("--experiment", default="evonorm")
@@ -36,8 +39,7 @@ def main(batch_stats: bool = True, default_out: str = "runs/paper-search") -> No
     search_cfg = dataclasses.replace(
         cfgmod.load_search(args.preset),
         algorithm="evolution", criterion="pareto", batch_stats=batch_stats, budget=args.budget, seed=args.seed,
-        # the known layers of this space start the population, so the search begins from them
-        seed_layers=("bn_relu", "evonorm_b0") if batch_stats else ("gn_relu", "evonorm_s0"))
+        seed_layers=tuple(args.seed_layers))
     tracker = Tracker(args.tracking_uri, args.experiment)
     exp = Experiment.create(args.out, eval_cfg, search_cfg)
     kind = args.executor or ("serial" if args.workers == 1 else "process")

@@ -281,7 +281,7 @@ class Evolution(Searcher):
     kind = "evolution"
 
     def __init__(self, population_size: int = 100, tournament_size: int = 25, criterion: str = "pareto", *,
-                 seed_layers: Sequence[str] = (), window_rejected: bool = False, mutation: str = "paper",
+                 seed_layers: Sequence[str] = (), window_rejected: bool = False, mutation: str = "point",
                  **kwargs) -> None:
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")

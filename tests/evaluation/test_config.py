@@ -24,8 +24,8 @@ def test_unknown_key_is_named(tmp_path):
 
 
 def test_unknown_preset_lists_presets():
-    with pytest.raises(config.ConfigError, match="presets: cpu, paper, smoke"):
-        config.load("fast")
+    with pytest.raises(config.ConfigError, match="presets: cpu, fast, paper, smoke"):
+        config.load("quick")
 
 
 def test_override_and_dict_round_trip():
