@@ -79,7 +79,7 @@ def run_one(job: tuple) -> tuple[tuple, list[float], int]:
         search = RandomSearch(seed=seed)
     else:
         search = Evolution(args["population"], args["tournament"], criterion, seed=seed, mutation=args["mutation"],
-                           window_rejected=args["window_rejected"])
+                           window_rejected=args["window_rejected"], immigration=args.get("immigration", 0.0))
     search.run(fitness, args["budget"])
     return (target_name, algorithm, criterion, seed), best_so_far(search.history, args["budget"]), search.duplicates
 
@@ -126,13 +126,16 @@ def main() -> None:
     ap.add_argument("--mutation", default="point", help="paper | point | mixed (default %(default)s)")
     ap.add_argument("--criteria", default="pareto,average", help="winner criteria (default %(default)s)")
     ap.add_argument("--window-rejected", action="store_true", help="rejected candidates take window slots")
+    ap.add_argument("--immigration", type=float, default=0.0,
+                    help="share of asks answered with a fresh random genome (default %(default)s)")
     ap.add_argument("--workers", type=int, default=2, help="processes (default %(default)s)")
     ap.add_argument("--plot", default="runs/search-dynamics.png", help="plot path (default %(default)s)")
     args = ap.parse_args()
     criteria = args.criteria.split(",")
     chosen = targets(args.targets)
     settings = {"score": args.score, "budget": args.budget, "population": args.population,
-                "tournament": args.tournament, "mutation": args.mutation, "window_rejected": args.window_rejected}
+                "tournament": args.tournament, "mutation": args.mutation, "window_rejected": args.window_rejected,
+                "immigration": args.immigration}
     print(f"surrogate {args.score}; budget {args.budget}; {args.seeds} seeds; population {args.population}, "
           f"tournament {args.tournament}, mutation {args.mutation}, window_rejected {args.window_rejected}")
     for name, g in chosen.items():

@@ -282,7 +282,7 @@ class Evolution(Searcher):
 
     def __init__(self, population_size: int = 100, tournament_size: int = 25, criterion: str = "pareto", *,
                  seed_layers: Sequence[str] = (), window_rejected: bool = False, mutation: str = "point",
-                 **kwargs) -> None:
+                 immigration: float = 0.0, **kwargs) -> None:
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
         if not 1 <= tournament_size <= population_size:
@@ -298,13 +298,17 @@ class Evolution(Searcher):
         if mutation not in STEPS:
             raise ValueError(f"unknown mutation {mutation!r}; valid: {', '.join(STEPS)}")
         self.mutation = mutation
+        if not 0.0 <= immigration < 1.0:
+            raise ValueError(f"immigration must be in [0, 1), got {immigration}")
+        self.immigration = immigration
         self.window: deque[int] = deque(maxlen=population_size)
         self._seeded = 0  # zoo seed layers proposed
 
     def _params(self) -> dict:
         return {"population_size": self.population_size, "tournament_size": self.tournament_size,
                 "criterion": self.criterion, "seed_layers": list(self.seed_layers),
-                "window_rejected": self.window_rejected, "mutation": self.mutation}
+                "window_rejected": self.window_rejected, "mutation": self.mutation,
+                "immigration": self.immigration}
 
     def state(self) -> dict:
         return super().state() | {"seeded": self._seeded}
@@ -325,6 +329,8 @@ class Evolution(Searcher):
                 layer = zoo.get(self.seed_layers[self._seeded - 1])
                 return pad(layer, self.space.max_nodes, self.rng, self.space), None
             return self._random(), None
+        if self.immigration and self.rng.random() < self.immigration:
+            return self._random(), None  # a random immigrant keeps random search's reach
         members = self.rng.choice(np.array(self.window), size=min(self.tournament_size, len(self.window)),
                                   replace=False)
         eligible = [int(m) for m in members if self.history[int(m)].objectives is not None]

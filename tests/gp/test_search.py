@@ -130,6 +130,16 @@ def test_rejected_candidates_take_window_slots_only_when_asked(surrogate):
     assert all(filtered.history[m].objectives is not None for m in filtered.window)
 
 
+def test_immigrants_are_random_genomes_after_the_initial_phase(surrogate):
+    ev = Evolution(10, 3, seed=2, immigration=0.5)
+    ev.run(surrogate, 80)
+    late = ev.history[40:]
+    assert any(r.parent is None for r in late) and any(r.parent is not None for r in late)
+    assert all(r.parent is not None for r in Evolution(10, 3, seed=2).run(surrogate, 80)[40:])
+    with pytest.raises(ValueError, match="immigration must be in"):
+        Evolution(10, 3, immigration=1.0)
+
+
 def test_redraws_per_ask_are_bounded_and_counted():
     search = Scripted(["sigmoid(x)"] * 50, max_draws=5)
     search.run(lambda g: (0.5,), 1)
