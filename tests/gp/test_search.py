@@ -121,12 +121,20 @@ def test_duplicates_never_enter_the_window(surrogate):
     assert not any(same_function(a, b) for i, a in enumerate(sigs) for b in sigs[:i])  # ...and functions
 
 
-def test_rejected_candidates_take_window_slots_only_when_asked(surrogate):
+def test_rejected_candidates_take_window_slots_only_when_asked():
+    calls = []
+
+    def every_third_rejected(genome):
+        calls.append(genome)
+        return None if len(calls) % 3 == 0 else (len(calls) / 100,)
+
     kept = Evolution(10, 3, seed=1, window_rejected=True)
-    kept.run(surrogate, 80)
-    assert any(kept.history[m].objectives is None for m in kept.window)
+    kept.run(every_third_rejected, 60)
+    assert sum(kept.history[m].objectives is None for m in kept.window) >= 2
+    calls.clear()
     filtered = Evolution(10, 3, seed=1)
-    filtered.run(surrogate, 80)
+    filtered.run(every_third_rejected, 60)
+    assert len(filtered.window) == 10
     assert all(filtered.history[m].objectives is not None for m in filtered.window)
 
 
