@@ -427,7 +427,7 @@ def _add_tracking_options(p: argparse.ArgumentParser) -> None:
 def _add_eval_options(p: argparse.ArgumentParser, preset_default: str | None = "cpu", anchors: bool = True) -> None:
     p.add_argument("--preset", default=preset_default, metavar="NAME",
                    help="configs/NAME.toml: smoke (seconds, for tests), cpu (2-core CPU, ~2 min a layer), "
-                        "paper (GPU, the paper's widths); default: cpu")
+                        "fast (CPU searches; rejections take seconds), paper (GPU, the paper's widths); default: cpu")
     p.add_argument("--config", metavar="FILE", help="a TOML config file (instead of --preset)")
     if anchors:
         p.add_argument("--arch", nargs="+", metavar="NAME",

@@ -39,7 +39,11 @@ def layer_set(count_random: int = 7, count_mutants: int = 6, seed: int = 2024) -
         g = mutate(zoo.get(parent), rng)
         if probe(g).problem is None and g.key not in {x.key for x in layers.values()}:
             layers[f"mutant{sum(n.startswith('mutant') for n in layers)}_{parent}"] = g.canonical
-    return layers
+    # interleave the three kinds, so that a run cut short still ranks a mix
+    groups = [[n for n in layers if n.startswith(k)] for k in ("random", "mutant")]
+    groups.insert(0, [n for n in layers if not n.startswith(("random", "mutant"))])
+    order = [g[i] for i in range(max(map(len, groups))) for g in groups if i < len(g)]
+    return {n: layers[n] for n in order}
 
 
 def score(result) -> float:
@@ -63,10 +67,12 @@ def main() -> None:
             done[(d["preset"], d["layer"])] = d
     layers = layer_set()
     presets = [args.only] if args.only else [args.cheap, args.reference]
+    evaluators = {}
     for preset in presets:
         cfg = cfgmod.override(cfgmod.load(preset), **{"data.source": args.data, "rejection.quality_threshold": 0.0})
-        evaluator = Evaluator(cfg)
-        for name, genome in layers.items():
+        evaluators[preset] = Evaluator(cfg, data=next(iter(evaluators.values())).data if evaluators else None)
+    for name, genome in layers.items():  # layer by layer, so a cut-short run still pairs its scores
+        for preset, evaluator in evaluators.items():
             if (preset, name) in done:
                 continue
             result = evaluator(genome)
