@@ -81,7 +81,6 @@ class Searcher:
         self.history: list[Record] = []  # evaluated candidates only
         self.pending: dict[str, tuple[Genome, str | None, str | None]] = {}  # key -> (genome, parent, fp)
         self.num_objectives: int | None = None
-        self.duplicates = 0  # proposals answered from the cache
         self.in_flight_redraws = 0  # proposals equal to a layer being evaluated
         self.duplicate_hits: Counter[int] = Counter()  # ordinal -> times its function was proposed again
         self._by_key: dict[str, int] = {}
@@ -149,6 +148,11 @@ class Searcher:
         return record
 
     @property
+    def duplicates(self) -> int:
+        """Proposals answered from the cache."""
+        return sum(self.duplicate_hits.values())
+
+    @property
     def evaluated(self) -> int:
         """Finished evaluations: what a budget counts."""
         return len(self.history)
@@ -177,7 +181,6 @@ class Searcher:
         return genome
 
     def _duplicate(self, original: int) -> None:
-        self.duplicates += 1
         self.duplicate_hits[original] += 1
 
     def _append(self, record: Record) -> None:
@@ -203,7 +206,7 @@ class Searcher:
             "space": {"batch_stats": self.space.batch_stats, "max_nodes": self.space.max_nodes},
             "rng": self.rng.bit_generator.state,
             "num_objectives": self.num_objectives,
-            "counters": {"duplicates": self.duplicates, "in_flight_redraws": self.in_flight_redraws,
+            "counters": {"in_flight_redraws": self.in_flight_redraws,
                          "duplicate_hits": {str(k): v for k, v in self.duplicate_hits.items()}},
             "history": [r.to_dict() for r in self.history],
             "pending": [{"genome": str(g), "parent": p, "fingerprint": fp} for g, p, fp in self.pending.values()],
@@ -238,7 +241,6 @@ class Searcher:
             searcher._seeded = state.get("seeded", 0)
         searcher.num_objectives = state["num_objectives"]
         counters = state.get("counters", {})
-        searcher.duplicates = counters.get("duplicates", 0)
         searcher.in_flight_redraws = counters.get("in_flight_redraws", 0)
         searcher.duplicate_hits = Counter({int(k): v for k, v in counters.get("duplicate_hits", {}).items()})
         renumber: dict[int, int] = {}
