@@ -220,21 +220,27 @@ def _generate(genome: Genome, folded: set[int], slots: dict[int, int], *, traini
 # -- the layer -----------------------------------------------------------------------------
 
 
+def init_parameters(layer: nn.Module, genome: Genome, num_features: int, *, device=None, dtype=None) -> None:
+    """What every form of a genome layer holds: its canonical genome (dead nodes removed), the
+    trainable vectors ``v0`` (0) and ``v1`` (1), and the affine ``gamma`` (1), ``beta`` (0)."""
+    if num_features < 1:
+        raise ValueError(f"num_features must be positive, got {num_features}")
+    factory = {"device": device, "dtype": dtype}
+    layer.genome = genome.canonical
+    layer.num_features = num_features
+    shape = (1, num_features, 1, 1)
+    layer.v0 = nn.Parameter(torch.zeros(shape, **factory))
+    layer.v1 = nn.Parameter(torch.ones(shape, **factory))
+    layer.gamma = nn.Parameter(torch.ones(shape, **factory))
+    layer.beta = nn.Parameter(torch.zeros(shape, **factory))
+
+
 class GenomeLayer(nn.Module):
     """A normalization-activation layer computed by a genome's graph, then a per-channel affine."""
 
     def __init__(self, genome: Genome, num_features: int, *, device=None, dtype=None) -> None:
         super().__init__()
-        if num_features < 1:
-            raise ValueError(f"num_features must be positive, got {num_features}")
-        factory = {"device": device, "dtype": dtype}
-        self.genome = genome.canonical  # dead nodes removed
-        self.num_features = num_features
-        shape = (1, num_features, 1, 1)
-        self.v0 = nn.Parameter(torch.zeros(shape, **factory))
-        self.v1 = nn.Parameter(torch.ones(shape, **factory))
-        self.gamma = nn.Parameter(torch.ones(shape, **factory))
-        self.beta = nn.Parameter(torch.zeros(shape, **factory))
+        init_parameters(self, genome, num_features, device=device, dtype=dtype)
         self._program = program(self.genome)
         self.compiled = False  # True: run the torch.compile'd code (see use_compiled)
         # one running estimate per batch aggregate, named after its node: mean 0, var 1, E[x^2] 1

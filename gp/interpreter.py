@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from gp import ops, stats
-from gp.compiler import MOMENTUM
+from gp.compiler import MOMENTUM, init_parameters
 from gp.genome import NUM_INPUTS, Genome
 
 
@@ -21,16 +21,7 @@ class InterpretedLayer(nn.Module):
 
     def __init__(self, genome: Genome, num_features: int, *, device=None, dtype=None) -> None:
         super().__init__()
-        if num_features < 1:
-            raise ValueError(f"num_features must be positive, got {num_features}")
-        factory = {"device": device, "dtype": dtype}
-        self.genome = genome.canonical  # dead nodes removed
-        self.num_features = num_features
-        shape = (1, num_features, 1, 1)
-        self.v0 = nn.Parameter(torch.zeros(shape, **factory))
-        self.v1 = nn.Parameter(torch.ones(shape, **factory))
-        self.gamma = nn.Parameter(torch.ones(shape, **factory))
-        self.beta = nn.Parameter(torch.zeros(shape, **factory))
+        init_parameters(self, genome, num_features, device=device, dtype=dtype)
         # one running estimate per batch aggregate, named after its node
         self._program: list[tuple[int, ops.Op, tuple[int, ...], str | None]] = []
         for k, node in enumerate(self.genome.nodes):
