@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import binomtest
 
+from analysis.plots import best_so_far
 from gp import Genome, probe, random_genome, zoo
 from gp.search import Evolution, RandomSearch
 from gp.search.surrogate import Surrogate
@@ -63,15 +64,6 @@ def targets(spec: str) -> dict[str, Genome]:
     return out
 
 
-def best_so_far(history, budget: int) -> list[float]:
-    curve, best = [], 0.0
-    for r in history[:budget]:
-        if r.objectives is not None:
-            best = max(best, r.mean)
-        curve.append(best)
-    return curve
-
-
 def run_one(job: tuple) -> tuple[tuple, list[float], int]:
     target_name, genome_text, algorithm, criterion, seed, args = job
     fitness = Surrogate(Genome.parse(genome_text), score=args["score"])
@@ -81,7 +73,9 @@ def run_one(job: tuple) -> tuple[tuple, list[float], int]:
         search = Evolution(args["population"], args["tournament"], criterion, seed=seed, mutation=args["mutation"],
                            window_rejected=args["window_rejected"], immigration=args.get("immigration", 0.0))
     search.run(fitness, args["budget"])
-    return (target_name, algorithm, criterion, seed), best_so_far(search.history, args["budget"]), search.duplicates
+    # surrogate scores are >= 0: before the first passing layer the best so far counts as 0
+    curve = np.nan_to_num(best_so_far(search.history)[1], nan=0.0).tolist()
+    return (target_name, algorithm, criterion, seed), curve, search.duplicates
 
 
 def sign_test(evo: np.ndarray, rnd: np.ndarray) -> tuple[int, int, int, float]:

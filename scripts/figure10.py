@@ -19,20 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.plots import best_so_far
 from evaluation import config as cfgmod
 from evaluation.evaluate import Evaluator
 from evaluation.experiment import CHECKPOINT, Experiment, summary
 from gp import zoo
 from gp.search import SerialExecutor
-
-
-def best_so_far(history) -> list[float]:
-    curve, best = [], float("nan")
-    for r in history:
-        if r.objectives is not None:
-            best = r.mean if not best == best else max(best, r.mean)  # best == best: not NaN
-        curve.append(best)
-    return curve
 
 
 def run_search(out: Path, eval_cfg, search_cfg, evaluator) -> Experiment:
@@ -100,7 +92,7 @@ def main() -> None:
                 batch_stats=not args.batch_independent)
             exp = run_search(Path(args.out) / f"{algorithm}-s{seed}", eval_cfg, search_cfg, evaluator)
             print(summary(exp, top=3), "\n", flush=True)
-            curves.setdefault(algorithm, []).append(best_so_far(exp.searcher.history))
+            curves.setdefault(algorithm, []).append(best_so_far(exp.searcher.history)[1].tolist())
             top = exp.searcher.best(1)
             best.setdefault(algorithm, []).append((top[0].mean, top[0].genome) if top else (float("nan"), ""))
     plot(curves, ref_level, Path(args.plot), f"CIFAR-10, preset {args.preset}, budget {args.budget}, "
