@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import shutil
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -14,8 +12,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gp import ops  # noqa: E402
-from gp.genome import NUM_INPUTS, Genome  # noqa: E402
 from gp.search import Record, pareto_front  # noqa: E402
 
 
@@ -69,9 +65,11 @@ def pareto(records: list[Record], anchors: list[str], path: Path) -> Path:
         ax.set_xlabel(f"accuracy, {anchors[i]}")
         ax.set_ylabel(f"accuracy, {anchors[j]}")
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower right")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:  # one legend for all panels, below them, off the points
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
     fig.suptitle("Pareto fronts across anchors")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -87,48 +85,6 @@ def rejections(records: list[Record], path: Path) -> Path:
         ax.text(counts[k], y, f" {counts[k]}", va="center")
     ax.set_xlabel("candidates")
     ax.set_title("Outcomes and rejections by stage")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _label(genome: Genome, i: int) -> str:
-    return ops.INPUT_TEXT[ops.INPUTS[i]] if i < NUM_INPUTS else genome.node(i).op
-
-
-def draw_graph(genome: Genome, path: Path) -> Path:
-    """The live graph: Graphviz's ``dot`` when installed, else a layered matplotlib drawing."""
-    g = genome.canonical
-    live = sorted(g.live)
-    edges = [(a, i) for i in live if i >= NUM_INPUTS for a in g.node(i).inputs]
-    if shutil.which("dot"):
-        lines = ["digraph layer {", "rankdir=LR; node [shape=box, style=rounded, fontname=Helvetica];"]
-        lines += [f'n{i} [label="{_label(g, i)}"{", shape=ellipse" if i < NUM_INPUTS else ""}];' for i in live]
-        lines += [f"n{a} -> n{b};" for a, b in edges]
-        lines += [f"n{g.output} -> out; out [shape=plaintext, label=\"·γ + β\"];", "}"]
-        subprocess.run(["dot", "-Tpng", "-o", str(path)], input="\n".join(lines), text=True, check=True)
-        return path
-    depth = {i: 0 for i in live if i < NUM_INPUTS}
-    for i in live:
-        if i >= NUM_INPUTS:
-            depth[i] = 1 + max(depth[a] for a in g.node(i).inputs)
-    columns: dict[int, list[int]] = {}
-    for i in live:
-        columns.setdefault(depth[i], []).append(i)
-    pos = {i: (d, k - (len(col) - 1) / 2) for d, col in columns.items() for k, i in enumerate(col)}
-    width = max(columns) + 1
-    fig, ax = plt.subplots(figsize=(1.9 * width + 1, 1.0 * max(len(c) for c in columns.values()) + 1))
-    for a, b in edges:
-        ax.annotate("", xy=pos[b], xytext=pos[a],
-                    arrowprops={"arrowstyle": "->", "color": "grey", "shrinkA": 14, "shrinkB": 14})
-    for i, (x, y) in pos.items():
-        ax.text(x, y, _label(g, i), ha="center", va="center", fontsize=9,
-                bbox={"boxstyle": "round", "fc": "lightyellow" if i < NUM_INPUTS else "lightblue", "ec": "grey"})
-    ax.set_xlim(-0.7, width - 0.3)
-    ys = [y for _, y in pos.values()]
-    ax.set_ylim(min(ys) - 0.8, max(ys) + 0.8)
-    ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -71,11 +71,11 @@ def test_report_writes_pngs_and_html(tracked, tmp_path):
                            "--experiment", "tests", "--out", str(tmp_path / "rep")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "rep" / "report.html").read_text()
-    for png in ["progress.png", "pareto.png", "rejections.png"]:
+    for png in ["progress.png", "pareto.png", "rejections.png", "lineage.png"]:
         assert (tmp_path / "rep" / png).stat().st_size > 1000
-        assert f'src="{png}"' in page
+        assert f'alt="{png}"' in page  # embedded (tests/analysis/test_report.py checks the data URIs)
     drawings = sorted(p.name for p in (tmp_path / "rep").glob("layer-*.png"))
-    assert all(f"src='{d}'" in page for d in drawings)
+    assert all(f'alt="{d}"' in page for d in drawings)
     artifacts = [a.path for a in tracker.client.list_artifacts(exp.run_id)]
     assert "report.html" in artifacts
 
