@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
 LAYER_HELP = ("a zoo name (see 'evonorm zoo'), genome text such as 't1 = mul(v1, x); t2 = sigmoid(t1)' "
               "or an expression such as 'div(x, std_group(x))'")
@@ -202,8 +203,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from evaluation.layers import resolve
     from evaluation.progress import ProgressLine
 
-    if args.steps is not None:
-        raise ValueError("--steps does not apply to sweep: each batch size b trains --images // b steps")
     specs = [resolve(s, tracking_uri=args.tracking_uri, experiment=args.experiment) for s in args.layer]
     args.preset = args.preset or "cpu"
     cfg = transfer.from_eval_config(_eval_config(args), model=args.model, seeds=args.seeds, split=args.split,
@@ -258,35 +257,70 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Paragraphs filled to the terminal's width, never breaking a flag at its hyphen; a paragraph
+    with lines indented by two spaces (examples, lists) printed as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        out = []
+        for para in text.split("\n\n"):
+            if any(line.startswith("  ") for line in para.splitlines()):
+                out.append("\n".join(indent + line for line in para.splitlines()))
+            else:
+                out.append(textwrap.fill(" ".join(para.split()), width, initial_indent=indent,
+                                         subsequent_indent=indent, break_on_hyphens=False))
+        return "\n\n".join(out)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+OFFLINE = "--data ../shared/data/cifar10"  # the offline copy beside a checkout, used in the examples
+
+
+def _subcommand(sub, name: str, help: str, description: str, examples: tuple[str, ...]) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=description, epilog=_examples(*examples),
+                          formatter_class=_HelpFormatter)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="evonorm",
+        prog="evonorm", formatter_class=_HelpFormatter,
         description="Search normalization-activation layers by genetic programming "
-                    "(Liu et al., Evolving Normalization-Activation Layers, NeurIPS 2020).")
+                    "(Liu et al., Evolving Normalization-Activation Layers, NeurIPS 2020).",
+        epilog=_examples("evonorm zoo", f"evonorm eval evonorm_s0 --preset smoke {OFFLINE}",
+                         f"evonorm search --preset fast {OFFLINE} --budget 200", "evonorm report latest",
+                         "evonorm export latest:1 --out best.py") +
+        "\n\nEvery command has its own examples and defaults: evonorm COMMAND --help.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("zoo", help="list the known layers with their formulas",
-                       description="List the known layers (BN-ReLU, EvoNorm-B0/S0, ...) as formulas.")
-    p.add_argument("--latex", action="store_true", help="print LaTeX instead of plain text")
+    p = _subcommand(sub, "zoo", "list the known layers with their formulas",
+                    "List the known layers (BN-ReLU, EvoNorm-B0/S0, ...) as formulas.",
+                    ("evonorm zoo", "evonorm zoo --latex"))
+    p.add_argument("--latex", action="store_true", help="print LaTeX instead of plain text (default: plain text)")
     p.set_defaults(func=_cmd_zoo)
 
-    p = sub.add_parser("show", help="describe one layer: formula, canonical text, key, ...",
-                       description="Describe one layer: formula, canonical genome text, key, live nodes "
-                                   "and whether it needs batch statistics.")
+    p = _subcommand(sub, "show", "describe one layer: formula, canonical text, key, ...",
+                    "Describe one layer: formula, canonical genome text, key, live nodes and whether it needs "
+                    "batch statistics.",
+                    ("evonorm show evonorm_b0", "evonorm show 'div(x, std_group(x))'",
+                     "evonorm show 't1 = mul(v1, x); t2 = sigmoid(t1); t3 = mul(x, t2)'"))
     p.add_argument("layer", metavar="LAYER", help=LAYER_HELP)
     p.set_defaults(func=_cmd_show)
 
-    p = sub.add_parser(
-        "export", help="write a layer as a standalone PyTorch module (no evonorm import)",
-        description="Write one layer as a self-contained PyTorch source file: one nn.Module with the norm-act\n"
-                    "constructor (num_features, *, apply_act=True, device=None, dtype=None), running estimates\n"
-                    "for batch statistics, the formula in its docstring and the same numerics as evonorm's\n"
-                    "compiled layer; apply_act=False gives the per-channel affine alone.\n\n"
-                    "examples:\n"
-                    "  evonorm export evonorm_s0 --out s0.py\n"
-                    "  evonorm export 'div(x, std_group(x))' --class-name GroupStd > gstd.py\n"
-                    "  evonorm export latest:1 --out best.py     # the newest tracked search's best layer",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _subcommand(
+        sub, "export", "write a layer as a standalone PyTorch module (no evonorm import)",
+        "Write one layer as a self-contained PyTorch source file: one nn.Module with the norm-act constructor "
+        "(num_features, *, apply_act=True, device=None, dtype=None), running estimates for batch statistics, the "
+        "formula in its docstring and the same numerics as evonorm's compiled layer; apply_act=False gives the "
+        "per-channel affine alone.",
+        ("evonorm export evonorm_s0 --out s0.py",
+         "evonorm export 'div(x, std_group(x))' --class-name GroupStd > gstd.py",
+         "evonorm export latest:1 --out best.py     # the newest tracked search's best layer"))
     p.add_argument("layer", metavar="LAYER", help=TRACKED_LAYER_HELP)
     p.add_argument("--out", metavar="FILE", help="file to write (default: print to standard output)")
     p.add_argument("--class-name", metavar="NAME",
@@ -294,85 +328,109 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracking_options(p)
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser(
-        "eval", help="score one layer on the anchor networks (proxy training with rejection)",
-        description="Score one layer as the paper does: a static probe, then on each anchor network a "
-                    "stability test and a short proxy training on CIFAR, with quality and budget checks. "
-                    "Prints a per-anchor table, or the EvalResult as JSON.")
+    p = _subcommand(
+        sub, "eval", "score one layer on the anchor networks (proxy training with rejection)",
+        "Score one layer as the paper does: a static probe, then on each anchor network a stability test and a "
+        "short proxy training on CIFAR, with quality and budget checks. Prints a per-anchor table, or the "
+        "EvalResult as JSON.",
+        (f"evonorm eval evonorm_b0 {OFFLINE}                 # preset cpu: ~2 min on 2 cores",
+         f"evonorm eval 'div(x, std_group(x))' --preset smoke {OFFLINE} --json",
+         f"evonorm eval bn_relu --arch resnet50 --steps 300 {OFFLINE}"))
     p.add_argument("layer", metavar="LAYER", help=LAYER_HELP)
     _add_eval_options(p)
-    p.add_argument("--json", action="store_true", help="print the EvalResult as JSON")
+    p.add_argument("--json", action="store_true", help="print the EvalResult as JSON (default: a table)")
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser(
-        "search", help="evolve layers: aging-window Pareto tournament (or random search)",
-        description="Search the layer space: regularised tournament evolution with a Pareto (or average) "
-                    "winner over the anchors' accuracies, or random search as the baseline. Evaluations "
-                    "run asynchronously on the chosen executor; the search is checkpointed in --out after "
-                    "every candidate and continues after a kill with --resume DIR.")
+    p = _subcommand(
+        sub, "search", "evolve layers: aging-window Pareto tournament (or random search)",
+        "Search the layer space: regularised tournament evolution with a Pareto (or average) winner over the "
+        "anchors' accuracies, or random search as the baseline. Evaluations run asynchronously on the chosen "
+        "executor; the search is saved in --out after every candidate and continues after a kill with "
+        "--resume DIR.\n\n"
+        "--resume DIR continues with the search's own config: of the flags below it honours only --budget, "
+        "--executor, --workers, --data, --device and --ray-address (a machine may change; what was searched "
+        "may not), and any other config flag (--preset, --config, --steps, --arch, --seed, --algorithm, "
+        "--criterion, --seed-layers, --out) is an error. --resume-run RUN_ID rebuilds the search from the "
+        "tracking store under a new --out and honours --budget, --executor, --workers and --ray-address.",
+        (f"evonorm search --preset fast {OFFLINE} --budget 200",
+         f"evonorm search --preset fast {OFFLINE} --algorithm random --out runs/random   # the baseline",
+         f"evonorm search --preset paper {OFFLINE} --executor process --workers 8   # one GPU each",
+         "evonorm search --resume runs/search-20261127-101500 --budget 300",
+         "evonorm search --resume-run latest --out runs/continued"))
     _add_eval_options(p, preset_default=None)
     p.add_argument("--algorithm", choices=["evolution", "random"], help="default: the preset's (evolution)")
-    p.add_argument("--criterion", choices=["pareto", "average"], help="tournament winner (default: pareto)")
-    p.add_argument("--budget", type=int, metavar="N", help="evaluations to finish, duplicates excluded")
+    p.add_argument("--criterion", choices=["pareto", "average"],
+                   help="tournament winner (default: the preset's, pareto)")
+    p.add_argument("--budget", type=int, metavar="N",
+                   help="evaluations to finish, duplicates excluded (default: the preset's: smoke 30, cpu 100, "
+                        "fast 200, paper 5000)")
     p.add_argument("--seed-layers", nargs="*", metavar="NAME",
-                   help="zoo layers placed first in the initial population, e.g. bn_relu evonorm_b0")
-    p.add_argument("--workers", type=int, metavar="W", help="evaluations in flight")
-    p.add_argument("--executor", choices=["serial", "process", "ray"], help="where evaluations run")
+                   help="zoo layers placed first in the initial population, e.g. bn_relu evonorm_b0 "
+                        "(default: none, a random population)")
+    p.add_argument("--workers", type=int, metavar="W",
+                   help="evaluations in flight (default: the preset's, 1; always 1 with --executor serial)")
+    p.add_argument("--executor", choices=["serial", "process", "ray"],
+                   help="where evaluations run (default: the preset's: serial, process for paper)")
     p.add_argument("--ray-address", metavar="ADDR", help="a running Ray cluster (default: start a local one)")
-    p.add_argument("--out", metavar="DIR", help="directory of the search (default: runs/search-TIMESTAMP)")
-    p.add_argument("--resume", metavar="DIR", help="continue the search saved in DIR")
+    p.add_argument("--out", metavar="DIR", help="directory of the search (default: runs/search-TIMESTAMP; with "
+                                                "--resume-run runs/resumed-RUNID)")
+    p.add_argument("--resume", metavar="DIR", help="continue the search saved in DIR (default: start a new one)")
     p.add_argument("--resume-run", metavar="RUN_ID",
-                   help="continue a search from its MLflow parent run (or 'latest'), without its checkpoint")
+                   help="continue a search from its MLflow parent run (or 'latest'), without its saved directory "
+                        "(default: start a new one)")
     _add_tracking_options(p)
-    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow (default: log)")
     p.set_defaults(func=_cmd_search)
 
-    p = sub.add_parser(
-        "transfer", help="train torchvision models with found layers beside BN-ReLU and GN-ReLU",
-        description="Train a torchvision classification model from scratch with its norm-activation layers\n"
-                    "replaced by each LAYER, beside the references (native BN-ReLU and GN-ReLU), several seeds\n"
-                    "each; print mean ± sd accuracy and log one MLflow run per study (a child run per layer).\n"
-                    "Replaced: every BatchNorm2d whose only user is an activation (the pair becomes the layer);\n"
-                    "a BatchNorm2d with no activation after it becomes the layer with apply_act=False (the\n"
-                    "affine for candidates under --no-act affine, BN for bn_relu, GN for gn_relu);\n"
-                    "activations after a residual addition stay. Images <= 64 px get a stride-1 stem.\n"
-                    "Data, schedule, device and seed come from --preset (default: cpu); the test split is\n"
-                    "used only with --split test (then training uses the whole training split).\n\n"
-                    "examples:\n"
-                    "  evonorm transfer evonorm_s0 --model resnet18 --data ../shared/data/cifar10 --steps 300\n"
-                    "  evonorm transfer latest:1 evonorm_b0 --model mobilenet_v3_small --seeds 5 --split test",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("layer", metavar="LAYER", nargs="*", help=TRACKED_LAYER_HELP)
+    p = _subcommand(
+        sub, "transfer", "train torchvision models with found layers beside BN-ReLU and GN-ReLU",
+        "Train a torchvision classification model from scratch with its norm-activation layers replaced by each "
+        "LAYER, beside the references (native BN-ReLU and GN-ReLU), several seeds each; print mean ± sd accuracy "
+        "and log one MLflow run per study (a child run per layer).\n\n"
+        "Replaced: every BatchNorm2d whose only user is an activation (the pair becomes the layer); a "
+        "BatchNorm2d with no activation after it becomes the layer with apply_act=False (the affine for "
+        "candidates under --no-act affine, BN for bn_relu, GN for gn_relu); activations after a residual "
+        "addition stay. Images <= 64 px get a stride-1 stem.\n\n"
+        "Data, schedule (steps, batch size, learning rate), device and seed come from --preset (default: cpu: "
+        "100 steps of batch 32 at lr 0.05, accuracy on 1000 held-out training images); the test split is used "
+        "only with --split test (then training uses the whole training split).",
+        (f"evonorm transfer evonorm_s0 --model resnet18 {OFFLINE} --steps 400 --seeds 2",
+         f"evonorm transfer latest:1 evonorm_b0 --model mobilenet_v3_small {OFFLINE} --seeds 5 --split test",
+         f"evonorm transfer evonorm_s0 --references --model regnet_y_400mf {OFFLINE}   # no references"))
+    p.add_argument("layer", metavar="LAYER", nargs="*", help=TRACKED_LAYER_HELP + " (default: none, the "
+                                                                                  "references alone)")
     p.add_argument("--model", default="resnet18", metavar="NAME",
                    help="a torchvision classification model with BatchNorm2d: resnet18, resnet50, mobilenet_v2, "
                         "mobilenet_v3_small, regnet_y_400mf, efficientnet_b0, ... (default: resnet18)")
-    p.add_argument("--seeds", type=int, default=3, metavar="S", help="seeds per layer (default: 3)")
+    p.add_argument("--seeds", type=int, default=3, metavar="S",
+                   help="seeds per layer: --seed, --seed + 1, ... (default: 3)")
     p.add_argument("--split", choices=["val", "test"], default="val",
                    help="score on the held-out part of the training split, or on the test split (default: val)")
     p.add_argument("--references", nargs="*", default=list(("bn_relu", "gn_relu")), metavar="NAME",
                    help="native reference layers trained too: bn_relu, gn_relu (default: both; none: no value)")
-    p.add_argument("--batch-size", type=int, metavar="B", help="training batch size (default: the preset's)")
+    p.add_argument("--batch-size", type=int, metavar="B", help="training batch size (default: the preset's, 32)")
     p.add_argument("--no-act", choices=["affine", "candidate", "batchnorm"],
                    help="a candidate where a norm has no activation after it (default: the preset's, affine)")
     p.add_argument("--small-input-stem", choices=["auto", "on", "off"], default="auto",
                    help="stride-1 stem and no max-pool (default: auto, for images of at most 64 px)")
-    _add_eval_options(p, preset_default=None, anchors=False)
+    _add_eval_options(p, preset_default=None, anchors=False, steps_help="training steps per layer and seed")
     _add_tracking_options(p)
-    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow (default: log)")
     p.set_defaults(func=_cmd_transfer, arch=None)
 
-    p = sub.add_parser(
-        "sweep", help="the small-batch test: accuracy against batch size, plotted",
-        description="Train a torchvision model with each LAYER (and the references) at every batch size, the\n"
-                    "learning rate scaled linearly from the preset's (lr * b / batch_size) and the same number\n"
-                    "of training images seen at every size (--images // b steps); print mean ± sd accuracy,\n"
-                    "plot it against batch size (the paper's Figure 1, right) and log it to MLflow. Layers\n"
-                    "replace the network's norm-activation pairs as in 'evonorm transfer'.\n\n"
-                    "example:\n"
-                    "  evonorm sweep evonorm_s0 evonorm_b0 --model resnet18 --data ../shared/data/cifar10 \\\n"
-                    "      --batch-sizes 128 32 8 2 --images 25600 --out sweep.png",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("layer", metavar="LAYER", nargs="*", help=TRACKED_LAYER_HELP)
+    p = _subcommand(
+        sub, "sweep", "the small-batch test: accuracy against batch size, plotted",
+        "Train a torchvision model with each LAYER (and the references) at every batch size, the learning rate "
+        "scaled linearly from the preset's (lr * b / batch_size; cpu: 0.05 at 32) and the same number of "
+        "training images seen at every size (--images // b steps); print mean ± sd accuracy, plot it against "
+        "batch size (the paper's Figure 1, right) and log it to MLflow. Accuracy is measured in eval mode, "
+        "with running estimates for batch statistics. Layers replace the network's norm-activation pairs as in "
+        "'evonorm transfer'; data, device and seed come from --preset (default: cpu).",
+        (f"evonorm sweep evonorm_s0 --references bn_relu --model resnet18 {OFFLINE} --small-input-stem off \\",
+         "    --batch-sizes 128 32 8 2 --images 6400 --seeds 2 --out sweep.png",
+         f"evonorm sweep evonorm_s0 evonorm_b0 --model resnet18 {OFFLINE} --images 25600"))
+    p.add_argument("layer", metavar="LAYER", nargs="*", help=TRACKED_LAYER_HELP + " (default: none, the "
+                                                                                  "references alone)")
     p.add_argument("--model", default="resnet18", metavar="NAME", help="a torchvision model (default: resnet18)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 32, 8, 2], metavar="B",
                    help="batch sizes to train at (default: 128 32 8 2)")
@@ -381,32 +439,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=1, metavar="S", help="seeds per layer and batch size (default: 1)")
     p.add_argument("--split", choices=["val", "test"], default="val", help="score on (default: val)")
     p.add_argument("--references", nargs="*", default=["bn_relu", "gn_relu"], metavar="NAME",
-                   help="native reference layers trained too (default: bn_relu gn_relu)")
+                   help="native reference layers trained too (default: bn_relu gn_relu; none: no value)")
     p.add_argument("--small-input-stem", choices=["auto", "on", "off"], default="auto",
                    help="stride-1 stem and no max-pool (default: auto, for images of at most 64 px)")
     p.add_argument("--out", default="sweep.png", metavar="FILE", help="the plot (default: sweep.png)")
-    _add_eval_options(p, preset_default=None, anchors=False)
+    _add_eval_options(p, preset_default=None, anchors=False, steps_help=None)
     _add_tracking_options(p)
-    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
-    p.set_defaults(func=_cmd_sweep, arch=None)
+    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow (default: log)")
+    p.set_defaults(func=_cmd_sweep, arch=None, steps=None)
 
-    p = sub.add_parser(
-        "report", help="plots and an HTML page of a tracked search",
-        description="Read a search from MLflow and write PNG plots (progress against random search, Pareto "
-                    "fronts, rejections, the top layers' graphs) and report.html, also logged to the run.")
+    p = _subcommand(
+        sub, "report", "plots and an HTML page of a tracked search",
+        "Read a search from MLflow and write PNG plots (progress against random search, Pareto fronts, "
+        "rejections and failures, the lineage of the top layers, the top layers' graphs) and report.html, one "
+        "self-contained page with the images embedded, also logged to the run (MLflow's artifact viewer shows "
+        "it).",
+        ("evonorm report latest", "evonorm report 3f2a9c... --top 20 --out reports/paper-run",
+         "evonorm report latest --tracking-uri http://host:5000 --no-upload"))
     p.add_argument("run", metavar="RUN_ID", help="the search's MLflow parent run id, or 'latest'")
-    p.add_argument("--out", metavar="DIR", help="output directory (default: reports/RUNID)")
-    p.add_argument("--top", type=int, default=10, metavar="N", help="layers to list and draw (default: 10)")
-    p.add_argument("--no-upload", action="store_true", help="do not log the report to the run")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: reports/RUNID, the run id's first 8 "
+                                                "characters)")
+    p.add_argument("--top", type=int, default=10, metavar="N",
+                   help="layers to list, draw and trace back (default: 10)")
+    p.add_argument("--no-upload", action="store_true", help="do not log the report to the run (default: log it)")
     _add_tracking_options(p)
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser(
-        "rerank", help="train a search's top layers longer, with several seeds, next to BN-ReLU",
-        description="Re-rank the top layers of a tracked search as the paper did before naming EvoNorm: "
-                    "train each (and BN-ReLU) on every anchor with several seeds, without the quality and "
-                    "budget rejections, and log the table to MLflow. The test split is used only with "
-                    "--split test (then training uses the whole training split).")
+    p = _subcommand(
+        sub, "rerank", "train a search's top layers longer, with several seeds, next to BN-ReLU",
+        "Re-rank the top layers of a tracked search as the paper did before naming EvoNorm: train each (and "
+        "BN-ReLU) on every anchor with several seeds, without the quality and budget rejections, and log the "
+        "table to MLflow. The test split is used only with --split test (then training uses the whole training "
+        "split).",
+        (f"evonorm rerank latest --top 5 --steps 1000 {OFFLINE}",
+         f"evonorm rerank 3f2a9c... --preset paper --seeds 5 --split test {OFFLINE}"))
     p.add_argument("run", metavar="RUN_ID", help="the search's MLflow parent run id, or 'latest'")
     p.add_argument("--top", type=int, default=10, metavar="N", help="layers to re-rank (default: 10)")
     p.add_argument("--seeds", type=int, default=3, metavar="S", help="seeds per layer and anchor (default: 3)")
@@ -419,25 +485,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_tracking_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracking-uri", metavar="URI",
-                   help="MLflow tracking URI, e.g. http://host:5000 (default: MLflow's own, "
-                        "sqlite:///mlflow.db in the working directory)")
+                   help="MLflow tracking URI, e.g. http://host:5000 (default: $MLFLOW_TRACKING_URI, else "
+                        "MLflow's own, sqlite:///mlflow.db in the working directory)")
     p.add_argument("--experiment", default="evonorm", metavar="NAME", help="MLflow experiment (default: evonorm)")
 
 
-def _add_eval_options(p: argparse.ArgumentParser, preset_default: str | None = "cpu", anchors: bool = True) -> None:
+def _add_eval_options(p: argparse.ArgumentParser, preset_default: str | None = "cpu", anchors: bool = True,
+                      steps_help: str | None = "training steps per anchor") -> None:
     p.add_argument("--preset", default=preset_default, metavar="NAME",
                    help="configs/NAME.toml: smoke (seconds, for tests), cpu (2-core CPU, ~2 min a layer), "
                         "fast (CPU searches; rejections take seconds), paper (GPU, the paper's widths); default: cpu")
-    p.add_argument("--config", metavar="FILE", help="a TOML config file (instead of --preset)")
+    p.add_argument("--config", metavar="FILE", help="a TOML config file (instead of --preset; default: none)")
     if anchors:
         p.add_argument("--arch", nargs="+", metavar="NAME",
                        help="anchors to use: resnet50, mobilenetv2, efficientnet_b0 (default: the preset's)")
-    p.add_argument("--steps", type=int, metavar="N", help="training steps per anchor")
+    if steps_help:
+        p.add_argument("--steps", type=int, metavar="N",
+                       help=f"{steps_help} (default: the preset's: smoke 8, fast 50, cpu 100, paper 2000)")
     p.add_argument("--data", metavar="PATH",
-                   help="cifar10, cifar100 (downloaded into the cache) or an ImageFolder directory with "
-                        "train/ and test/, e.g. ../shared/data/cifar10")
-    p.add_argument("--device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: the preset's)")
-    p.add_argument("--seed", type=int, metavar="S", help="seed for initialisation and batch order")
+                   help="cifar10 or cifar100, which torchvision downloads into the cache ($EVONORM_CACHE, else "
+                        "$XDG_CACHE_HOME/evonorm or ~/.cache/evonorm), or an ImageFolder directory with train/ "
+                        "and test/, e.g. ../shared/data/cifar10 (default: the preset's, cifar10, a download: it "
+                        "fails offline, so give a local copy there)")
+    p.add_argument("--device", metavar="DEVICE",
+                   help="cpu, cuda or cuda:N (default: the preset's: cpu for cpu and fast, auto (cuda when "
+                        "there is one) for smoke and paper)")
+    p.add_argument("--seed", type=int, metavar="S",
+                   help="seed for initialisation and batch order (default: the preset's, 0)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,3 +1,4 @@
+import argparse
 import subprocess
 import sys
 
@@ -41,6 +42,37 @@ def test_bad_layer_is_one_line_exit_2(layer, fragment):
 def test_help_explains_commands():
     proc = subprocess.run([sys.executable, "-m", "evonorm_cli", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "zoo" in proc.stdout and "show" in proc.stdout
+
+
+def _subcommands() -> dict:
+    parser = evonorm_cli.build_parser()
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+@pytest.mark.parametrize("name", sorted(_subcommands()))
+def test_each_subcommand_help_has_an_example_of_itself(name):
+    text = _subcommands()[name].format_help()
+    examples = text.split("examples:\n", 1)
+    assert len(examples) == 2, f"evonorm {name} --help has no examples"
+    assert f"  evonorm {name}" in examples[1]
+
+
+@pytest.mark.parametrize("name", sorted(_subcommands()))
+def test_each_option_states_its_default(name):
+    for action in _subcommands()[name]._actions:
+        if not action.option_strings or isinstance(action, argparse._HelpAction):
+            continue
+        assert "default" in (action.help or ""), f"evonorm {name} {action.option_strings[0]}: no default stated"
+
+
+def test_data_help_says_the_default_downloads_and_fails_offline():
+    text = " ".join(_subcommands()["eval"].format_help().split())
+    assert "cifar10, a download: it fails offline" in text
+
+
+def test_search_help_says_which_flags_resume_honours():
+    text = " ".join(_subcommands()["search"].format_help().split())
+    assert "it honours only --budget, --executor, --workers, --data, --device and --ray-address" in text
 
 
 def _run(*args):
