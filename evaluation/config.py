@@ -1,14 +1,20 @@
 """Evaluation configuration: frozen dataclasses, loaded from TOML presets under ``configs/``.
 
-Unknown keys are an error naming the key and the valid ones. ``to_dict`` gives the full config
-for logging with every search.
+Unknown keys are an error naming the key and the valid ones; so is a value of the wrong type or
+out of its range (:func:`validate`, applied by every loader and by :func:`override`), so that a bad
+value stops a command before any work instead of hanging it (a negative batch size) or failing every
+candidate. ``to_dict`` gives the full config for logging with every search.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import tomllib
+import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,6 +114,8 @@ def _build(cls, values: dict, where: str):
                 raise ConfigError("anchors: expected a non-empty list of {arch, width} tables")
             kwargs[key] = tuple(_build(AnchorConfig, a, f"anchors[{i}]") for i, a in enumerate(value))
         elif typing.get_origin(hint) is tuple:
+            if not isinstance(value, list | tuple):
+                raise ConfigError(f"{path} must be a list, got {value!r}")
             kwargs[key] = tuple(value)
         else:
             kwargs[key] = value
@@ -115,11 +123,129 @@ def _build(cls, values: dict, where: str):
 
 
 def from_dict(values: dict) -> EvalConfig:
-    return _build(EvalConfig, values, "")
+    return validate(_build(EvalConfig, values, ""))
 
 
 def search_from_dict(values: dict) -> SearchConfig:
-    return _build(SearchConfig, values, "search")
+    return validate(_build(SearchConfig, values, "search"))
+
+
+# -- validation: types and ranges of every key ----------------------------------------------------
+
+EXECUTORS = ("serial", "process", "ray")
+ALGORITHMS = ("evolution", "random")
+CRITERIA = ("pareto", "average")
+NO_ACT = ("affine", "candidate", "batchnorm")
+COMPILE = ("off", "survivors", "always")
+_DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
+
+
+def _at_least(n: float) -> tuple[Callable, str]:
+    return (lambda v: v >= n), f"at least {n}"
+
+
+def _one_of(*choices: str) -> tuple[Callable, str]:
+    return (lambda v: v in choices), "one of " + ", ".join(choices)
+
+
+_POSITIVE = ((lambda v: v > 0 and math.isfinite(v)), "positive and finite")
+_FRACTION = ((lambda v: 0 <= v < 1), "in [0, 1)")
+_RANGES: dict[type, dict[str, tuple[Callable, str]]] = {
+    AnchorConfig: {"arch": ((lambda v: bool(v)), "a non-empty name"), "width": _POSITIVE},
+    DataConfig: {"source": ((lambda v: bool(v)), "a non-empty name or path"), "val_size": _at_least(1),
+                 "per_class": _at_least(1), "val_limit": _at_least(1), "split_seed": _at_least(0)},
+    TrainConfig: {"steps": _at_least(1), "batch_size": _at_least(1), "lr": _POSITIVE, "warmup": _FRACTION,
+                  "momentum": _FRACTION, "weight_decay": _at_least(0), "eval_at": _at_least(1),
+                  "no_act": _one_of(*NO_ACT), "compile": _one_of(*COMPILE)},
+    RejectionConfig: {"quality_step": _at_least(1), "quality_threshold": ((lambda v: 0 <= v <= 1), "in [0, 1]"),
+                      "stability_steps": _at_least(0), "stability_threshold": _POSITIVE,
+                      "stability_lr": _POSITIVE, "stability_batch": _at_least(1), "max_step_ratio": _at_least(0),
+                      "timing_steps": _at_least(1)},
+    EvalConfig: {"device": ((lambda v: _DEVICE.fullmatch(v) is not None), "auto, cpu, mps, cuda or cuda:N"),
+                 "seed": _at_least(0)},
+    SearchConfig: {"algorithm": _one_of(*ALGORITHMS), "criterion": _one_of(*CRITERIA),
+                   "population_size": _at_least(1), "tournament_size": _at_least(1), "max_nodes": _at_least(1),
+                   "budget": _at_least(1), "workers": _at_least(1), "executor": _one_of(*EXECUTORS),
+                   "seed": _at_least(0)},
+}
+_SECTIONS = {DataConfig: "data", TrainConfig: "train", RejectionConfig: "rejection", SearchConfig: "search"}
+
+
+def _type_ok(value, hint) -> bool:
+    """Whether ``value`` fits ``hint`` (int where a float is expected is fine; a bool is no number)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        return isinstance(value, tuple) and all(_type_ok(v, item) for v in value)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint) -> str:
+    text = str(hint).replace("typing.", "").replace("evaluation.config.", "")
+    return {"<class 'int'>": "an integer", "<class 'float'>": "a number", "<class 'str'>": "a string",
+            "<class 'bool'>": "true or false"}.get(text, text)
+
+
+def _check(obj, where: str) -> None:
+    hints = typing.get_type_hints(type(obj))
+    ranges = _RANGES.get(type(obj), {})
+    for f in dataclasses.fields(obj):
+        value, hint, path = getattr(obj, f.name), hints[f.name], f"{where}{f.name}"
+        if dataclasses.is_dataclass(value):
+            _check(value, f"{path}.")
+            continue
+        if not _type_ok(value, hint):
+            raise ConfigError(f"{path} must be {_type_name(hint)}, got {value!r}")
+        if f.name not in ranges or value is None:
+            continue
+        ok, text = ranges[f.name]
+        for v in (value if isinstance(value, tuple) else (value,)):
+            if not ok(v):
+                raise ConfigError(f"{path} must be {text}, got {value!r}")
+
+
+def validate(config):
+    """``config`` itself, once every key is checked for its type and range; a :class:`ConfigError`
+    names the first bad key, its value and what would be valid."""
+    if isinstance(config, EvalConfig):
+        if not config.anchors:
+            raise ConfigError("anchors: expected a non-empty list of {arch, width} tables")
+        for i, anchor in enumerate(config.anchors):
+            if not isinstance(anchor, AnchorConfig):
+                raise ConfigError(f"anchors[{i}] must be an {{arch, width}} table, got {anchor!r}")
+            _check(anchor, f"anchors[{i}].")
+        _check(dataclasses.replace(config, anchors=()), "")
+    elif isinstance(config, SearchConfig):
+        _check(config, "search.")
+        _check_search(config)
+    else:
+        _check(config, _SECTIONS.get(type(config), "") + ".")
+    return config
+
+
+def _check_search(cfg: SearchConfig) -> None:
+    from gp import zoo
+    from gp.variation import STEPS
+
+    if cfg.tournament_size > cfg.population_size:
+        raise ConfigError(f"search.tournament_size ({cfg.tournament_size}) must be at most search.population_size "
+                          f"({cfg.population_size})")
+    if cfg.mutation not in STEPS:
+        raise ConfigError(f"search.mutation must be one of {', '.join(STEPS)}, got {cfg.mutation!r}")
+    for name in cfg.seed_layers:
+        if name not in zoo.names():
+            raise ConfigError(f"search.seed_layers: {name!r} is not a zoo layer; known: {', '.join(zoo.names())}")
+    if cfg.executor == "serial" and cfg.workers != 1:
+        raise ConfigError(f"search.workers must be 1 with the serial executor, got {cfg.workers}; "
+                          "use executor process or ray for parallel evaluations")
 
 
 def presets() -> list[str]:
@@ -165,12 +291,16 @@ def to_dict(config) -> dict:
 
 
 def override(config, **changes):
-    """Replace ``section.key`` values: ``override(c, **{"train.steps": 50})``."""
+    """Replace ``section.key`` values: ``override(c, **{"train.steps": 50})``; the result is
+    validated (:func:`validate`), and an unknown key is a :class:`ConfigError` too."""
     for dotted, value in changes.items():
         section, _, key = dotted.rpartition(".")
-        if section:
-            part = getattr(config, section)
-            config = dataclasses.replace(config, **{section: dataclasses.replace(part, **{key: value})})
-        else:
-            config = dataclasses.replace(config, **{key: value})
-    return config
+        try:
+            if section:
+                part = getattr(config, section)
+                config = dataclasses.replace(config, **{section: dataclasses.replace(part, **{key: value})})
+            else:
+                config = dataclasses.replace(config, **{key: value})
+        except (AttributeError, TypeError):
+            raise ConfigError(f"unknown key {dotted!r}") from None
+    return validate(config)

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from evaluation import config
@@ -32,3 +34,46 @@ def test_override_and_dict_round_trip():
     cfg = config.override(config.load("smoke"), **{"train.steps": 3, "seed": 9})
     assert cfg.train.steps == 3 and cfg.seed == 9
     assert config.from_dict(config.to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("train.batch_size", -3, "train.batch_size must be at least 1, got -3"),
+    ("train.steps", 0, "train.steps must be at least 1, got 0"),
+    ("train.lr", "0.1", "train.lr must be a number, got '0.1'"),
+    ("train.warmup", True, "train.warmup must be a number, got True"),
+    ("train.momentum", 1.5, "train.momentum must be in [0, 1), got 1.5"),
+    ("train.eval_at", (0, 5), "train.eval_at must be at least 1, got (0, 5)"),
+    ("data.per_class", 0, "data.per_class must be at least 1, got 0"),
+    ("rejection.quality_threshold", 2.0, "rejection.quality_threshold must be in [0, 1], got 2.0"),
+    ("device", "gpu", "device must be auto, cpu, mps, cuda or cuda:N, got 'gpu'"),
+    ("seed", 1.5, "seed must be an integer, got 1.5"),
+])
+def test_a_bad_value_is_named_with_what_is_valid(key, value, fragment):
+    with pytest.raises(config.ConfigError, match=re.escape(fragment)):
+        config.override(config.load("smoke"), **{key: value})
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[train]\nbatch_size = -1\n", "train.batch_size must be at least 1, got -1"),
+    ("[search]\nbudget = 'ten'\n", "search.budget must be an integer, got 'ten'"),
+    ("[search]\ntournament_size = 30\npopulation_size = 10\n", "search.tournament_size (30) must be at most"),
+    ("[search]\nseed_layers = 'bn_relu'\n", "search.seed_layers must be a list, got 'bn_relu'"),
+    ("[search]\nseed_layers = ['bn_rleu']\n", "'bn_rleu' is not a zoo layer"),
+    ("[search]\nexecutor = 'dask'\n", "search.executor must be one of serial, process, ray, got 'dask'"),
+    ("[search]\nworkers = 2\n", "search.workers must be 1 with the serial executor, got 2"),
+])
+def test_a_bad_file_is_refused_when_loaded(tmp_path, text, fragment):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(config.ConfigError, match=re.escape(fragment)):
+        config.load(str(path))
+        config.load_search(str(path))
+
+
+def test_an_integer_where_a_number_is_expected_is_fine():
+    assert config.override(config.load("smoke"), **{"train.lr": 1}).train.lr == 1
+
+
+def test_unknown_override_key_is_a_config_error():
+    with pytest.raises(config.ConfigError, match="unknown key 'train.stepz'"):
+        config.override(config.load("smoke"), **{"train.stepz": 3})
