@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 import architectures
 from evaluation import data as datamod
-from evaluation.config import ConfigError, EvalConfig
+from evaluation.config import ConfigError, EvalConfig, validate
 from evaluation.hooks import (
     CandidateRejected,
     Hook,
@@ -85,6 +85,7 @@ def check_config(config: EvalConfig) -> None:
         raise ConfigError(f"train.no_act must be affine, candidate or batchnorm, got {config.train.no_act!r}")
     if config.train.compile not in COMPILE_POLICIES:
         raise ConfigError(f"train.compile must be {', '.join(COMPILE_POLICIES)}, got {config.train.compile!r}")
+    validate(config)  # types and ranges of every other key
 
 
 def load_data(config: EvalConfig, device: torch.device, *, test: bool = False) -> datamod.DeviceData:
@@ -150,6 +151,8 @@ class Evaluator:
             status, reason, stage = Status.OK, None, None
         except CandidateRejected as r:
             status, reason, stage = Status.REJECTED, r.reason, r.stage
+        except datamod.DataError as exc:  # the machine's fault, not the layer's: never a verdict on it
+            status, reason, stage = Status.FAILED, f"DataError: {exc}", "data"
         except Exception as exc:  # noqa: BLE001 - a candidate must never take the caller down
             if is_out_of_memory(exc):
                 status, reason, stage = Status.REJECTED, "out of memory", "budget"

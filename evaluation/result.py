@@ -23,7 +23,7 @@ class EvalResult:
     status: Status
     accuracies: dict[str, float] = field(default_factory=dict)  # anchor -> final validation accuracy
     reason: str | None = None
-    stage: str | None = None  # static | stability | training | quality | budget | error
+    stage: str | None = None  # static | stability | training | quality | budget | error | data | worker
     anchor: str | None = None  # the anchor that decided a rejection or failure
     step: int = 0  # training steps reached on the last anchor trained
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
