@@ -110,58 +110,95 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     import dataclasses
+    import signal
     import time
     from pathlib import Path
 
     from evaluation import config as cfgmod
     from evaluation.executors import make_executor
-    from evaluation.experiment import Experiment, run_live, summary
+    from evaluation.experiment import Experiment, Interrupted, apply_changes, run_live, summary, tracked_config
+    from gp.search import SearchAborted
 
+    if args.resume and args.resume_run:
+        raise ValueError("give --resume DIR or --resume-run RUN_ID, not both")
+    if args.resume or args.resume_run:
+        flags = ("preset", "config", "steps", "arch", "seed", "algorithm", "criterion", "seed_layers") \
+            + (("out",) if args.resume else ("data", "device"))
+        fixed = [f"--{k.replace('_', '-')}" for k in flags if getattr(args, k) is not None]
+        if fixed:
+            option = "--resume" if args.resume else "--resume-run"
+            raise ValueError(f"{option} continues a search with its own config; drop {', '.join(fixed)}")
+    if args.resume_run and args.no_tracking:
+        raise ValueError("--resume-run reads the tracking store; drop --no-tracking")
+
+    def on_signal(signum, frame):
+        raise Interrupted(signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     tracker = None
     if not args.no_tracking:
         from evaluation.tracking import Tracker
 
         tracker = Tracker(args.tracking_uri, args.experiment)  # checked before any training
-    if args.resume and args.resume_run:
-        raise ValueError("give --resume DIR or --resume-run RUN_ID, not both")
-    if args.resume_run:
-        if tracker is None:
-            raise ValueError("--resume-run reads the tracking store; drop --no-tracking")
-        out = Path(args.out or f"runs/resumed-{args.resume_run[:8]}")
-        exp = Experiment.from_tracking(tracker, tracker.resolve(args.resume_run), out)
-        if args.budget is not None:
-            exp.with_budget(args.budget)
-        print(f"resuming run {exp.run_id} from {tracker.uri}: {exp.searcher.evaluated} evaluated", file=sys.stderr)
-    elif args.resume:
-        if args.config or args.preset:
-            raise ValueError("--resume continues a search with its own config; drop --preset / --config")
-        exp = Experiment.resume(Path(args.resume))
-        if args.budget is not None:
-            exp.with_budget(args.budget)
-        if args.data is not None:
-            exp.eval_cfg = cfgmod.override(exp.eval_cfg, **{"data.source": args.data})
-        print(f"resuming {args.resume}: {exp.searcher.evaluated} evaluated, {len(exp.searcher.pending)} to "
-              "submit again", file=sys.stderr)
-    else:
-        args.preset = args.preset or "cpu"
-        eval_cfg = _eval_config(args)
-        search_cfg = cfgmod.load_search(args.config or args.preset)
-        changes = {k: v for k, v in {"algorithm": args.algorithm, "criterion": args.criterion,
-                                     "budget": args.budget, "seed": args.seed}.items() if v is not None}
-        if args.seed_layers is not None:
-            changes["seed_layers"] = tuple(args.seed_layers)
-        search_cfg = dataclasses.replace(search_cfg, **changes)
-        out = Path(args.out or f"runs/search-{time.strftime('%Y%m%d-%H%M%S')}")
-        exp = Experiment.create(out, eval_cfg, search_cfg)
-    kind = args.executor or exp.search_cfg.executor
-    workers = args.workers or (exp.search_cfg.workers if kind != "serial" else 1)
-    run_live(exp, make_executor(kind, exp.eval_cfg, workers, ray_address=args.ray_address), tracker)
+    changes = {"search.budget": args.budget, "search.executor": args.executor, "search.workers": args.workers,
+               "eval.data.source": args.data, "eval.device": args.device, "ray_address": args.ray_address}
+    executor = exp = None
+    try:
+        if args.resume:
+            exp = Experiment.resume(Path(args.resume), changes)
+            print(f"resuming {args.resume}: {exp.searcher.evaluated} evaluated, {len(exp.searcher.pending)} to "
+                  "submit again", file=sys.stderr)
+            executor = _executor(make_executor, exp.search_cfg, exp.eval_cfg, exp.options.get("ray_address"))
+        else:
+            if args.resume_run:
+                run_id = tracker.resolve(args.resume_run)
+                tracker.check_free(run_id)
+                eval_cfg, search_cfg = tracked_config(tracker, run_id)
+                out = Path(args.out or f"runs/resumed-{run_id[:8]}")
+            else:
+                args.preset = args.preset or "cpu"
+                eval_cfg = _eval_config(args)
+                search_cfg = cfgmod.load_search(args.config or args.preset)
+                overrides = {"algorithm": args.algorithm, "criterion": args.criterion, "seed": args.seed,
+                             "seed_layers": tuple(args.seed_layers) if args.seed_layers is not None else None}
+                search_cfg = dataclasses.replace(search_cfg, **{k: v for k, v in overrides.items() if v is not None})
+                out = Path(args.out or f"runs/search-{time.strftime('%Y%m%d-%H%M%S')}")
+            eval_cfg, search_cfg, _ = apply_changes(eval_cfg, search_cfg, {}, changes)
+            if Experiment.exists(out):
+                raise FileExistsError(f"{out} already holds a search; continue it with --resume {out} or pick "
+                                      "another --out")
+            executor = _executor(make_executor, search_cfg, eval_cfg, args.ray_address)
+            if args.resume_run:
+                exp = Experiment.from_tracking(tracker, run_id, out, changes)
+                print(f"resuming run {exp.run_id} from {tracker.uri}: {exp.searcher.evaluated} evaluated",
+                      file=sys.stderr)
+            else:
+                exp = Experiment.create(out, eval_cfg, search_cfg, options={"ray_address": args.ray_address})
+        run_live(exp, executor, tracker)
+    except Interrupted as exc:
+        where = f"; continue it with --resume {exp.out}" if exp is not None else ""
+        print(f"evonorm search: interrupted by {signal.Signals(exc.signum).name}{where}", file=sys.stderr)
+        return 128 + exc.signum
+    except SearchAborted as exc:
+        print(f"evonorm search: error: {exc}\nfix it and continue with --resume {exp.out}", file=sys.stderr)
+        return 2
+    finally:
+        if executor is not None:
+            executor.close()
+        if exp is not None:
+            exp.close()
     print(summary(exp))
     if tracker is not None:
         n = len(exp.searcher.history)
         print(f"tracked as run {exp.run_id} in {tracker.uri} (experiment {tracker.experiment}); logging took "
               f"{tracker.seconds / max(1, n) * 1e3:.0f} ms per candidate")
     return 0
+
+
+def _executor(make_executor, search_cfg, eval_cfg, ray_address):
+    """Workers up and data loaded, or the reason why not, before the search writes anything."""
+    return make_executor(search_cfg.executor, eval_cfg, search_cfg.workers, ray_address=ray_address)
 
 
 def _cmd_transfer(args: argparse.Namespace) -> int:

@@ -4,6 +4,11 @@ Every executor keeps one long-lived evaluator per worker, holding its data on it
 worker loads data and measures BN-ReLU's step time once. Genomes travel as text, results as
 :class:`EvalResult` JSON. A worker that dies is replaced and its candidate retried once; a second
 death records the candidate as failed with the reason, and the search goes on.
+
+Starting is checked: an executor is ready only when every worker has built its evaluator and
+loaded its data, and a worker that cannot (no data, no such device, a bad config) is a
+:class:`WorkerStartError` naming the cause, raised before the search writes anything. Worker
+processes watch their parent and exit when it is gone (a driver killed with -9 leaves none behind).
 """
 
 from __future__ import annotations
@@ -11,17 +16,25 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
+import threading
+import time
 from typing import Any
 
 import torch
 
 from evaluation.config import EvalConfig, from_dict, to_dict
-from evaluation.evaluate import Evaluator
+from evaluation.evaluate import Evaluator, check_config, resolve_device
 from evaluation.result import EvalResult, Status
 from gp import Genome
 from gp.search import SerialExecutor
 
 EXECUTORS = ("serial", "process", "ray")
+PARENT_POLL = 1.0  # seconds between a worker's checks that its driver is alive
+
+
+class WorkerStartError(RuntimeError):
+    """A worker could not start (its evaluator or its data); the message says why."""
 
 
 def _died(genome: Genome, why: str) -> EvalResult:
@@ -39,10 +52,26 @@ def _devices(workers: int, device: str) -> list[str]:
     return ["cpu" if device == "auto" else device] * workers
 
 
-def _worker_main(index: int, config: dict, device: str, threads: int, tasks, results) -> None:
+def _watch_parent(parent: int) -> None:
+    """Exit when the driver is gone (re-parented): a worker must not outlive it by more than a
+    second or two, however the driver died."""
+    while True:
+        time.sleep(PARENT_POLL)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _worker_main(index: int, config: dict, device: str, threads: int, parent: int, tasks, results) -> None:
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle; it stops us
     torch.set_num_threads(threads)  # two workers on two cores must not fight over OpenMP threads
-    cfg = from_dict(config | {"device": device})
-    evaluator = Evaluator(cfg)
+    try:
+        evaluator = Evaluator(from_dict(config | {"device": device}))
+        evaluator.data  # noqa: B018 - load now: a worker without data must not accept candidates
+    except Exception as exc:  # noqa: BLE001 - whatever it is, the driver reports it and stops
+        results.put((index, None, f"{type(exc).__name__}: {exc}"))
+        return
+    results.put((index, None, None))  # ready
     while True:
         text = tasks.get()
         if text is None:
@@ -68,13 +97,34 @@ class ProcessExecutor:
         self._task: dict[int, tuple[Genome, int]] = {}  # worker -> (genome, attempts)
         for i in range(workers):
             self._start(i)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
 
     def _start(self, i: int) -> None:
         self._queues[i] = self._ctx.Queue()
         self._procs[i] = self._ctx.Process(
             target=_worker_main, name=f"evonorm-worker-{i}", daemon=True,
-            args=(i, self._config, self._devices[i], self._threads, self._queues[i], self._results))
+            args=(i, self._config, self._devices[i], self._threads, os.getpid(), self._queues[i], self._results))
         self._procs[i].start()
+
+    def _wait_ready(self) -> None:
+        """Block until every worker has its evaluator and data, or raise naming why one has not."""
+        ready: set[int] = set()
+        while len(ready) < self.capacity:
+            try:
+                index, text, error = self._results.get(timeout=1.0)
+            except queue.Empty:
+                for i, proc in enumerate(self._procs):
+                    if i not in ready and not proc.is_alive():
+                        raise WorkerStartError(f"worker {i} exited (code {proc.exitcode}) before it was ready") \
+                            from None
+                continue
+            if error is not None:
+                raise WorkerStartError(f"worker {index} could not start: {error}")
+            ready.add(index)
 
     def worker_pids(self) -> list[int]:
         return [p.pid for p in self._procs]
@@ -87,11 +137,17 @@ class ProcessExecutor:
     def next_result(self) -> tuple[Genome, EvalResult]:
         while True:
             try:
-                index, _, payload = self._results.get(timeout=1.0)
+                index, text, payload = self._results.get(timeout=1.0)
             except queue.Empty:
                 lost = self._replace_dead_workers()
                 if lost is not None:
                     return lost
+                continue
+            if text is None:  # a replacement worker reporting in
+                if payload is not None and index in self._task:
+                    genome, _ = self._task.pop(index)
+                    return genome, EvalResult(str(genome.canonical), genome.key, Status.FAILED,
+                                              reason=f"worker could not start: {payload}", stage="startup")
                 continue
             genome, _ = self._task.pop(index)
             return genome, EvalResult.from_json(payload)
@@ -112,13 +168,22 @@ class ProcessExecutor:
                 return genome, _died(genome, f"worker process died (exit code {code}) {attempts + 1} times")
         return None
 
-    def close(self) -> None:
+    def close(self, timeout: float = 3.0) -> None:
+        """Ask every worker to stop; kill those still busy after ``timeout`` seconds in all."""
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
         for q in self._queues:
-            q.put(None)
+            if q is not None:
+                q.put(None)
+        deadline = time.monotonic() + timeout
         for p in self._procs:
-            p.join(timeout=5)
+            if p is None:
+                continue
+            p.join(timeout=max(0.0, deadline - time.monotonic()))
             if p.is_alive():
                 p.kill()
+                p.join(timeout=5)
 
 
 class _RayWorker:
@@ -129,6 +194,10 @@ class _RayWorker:
         # Ray makes the actor's own GPU visible as cuda:0
         device = "cuda" if torch.cuda.is_available() and config["device"] != "cpu" else "cpu"
         self.evaluator = Evaluator(from_dict(config | {"device": device}))
+        self.evaluator.data  # noqa: B018 - load now: a worker without data must not accept candidates
+
+    def ready(self) -> bool:
+        return True
 
     def pid(self) -> int:
         return os.getpid()
@@ -165,6 +234,13 @@ class RayExecutor:
         self._threads = 1 if not address else _threads(1)
         self._actors = [self._new_actor() for _ in range(workers)]
         self._refs: dict[Any, tuple[int, Genome, int]] = {}  # ref -> (actor index, genome, attempts)
+        try:
+            ray.get([a.ready.remote() for a in self._actors])
+        except ray.exceptions.RayActorError as exc:
+            self.close()
+            cause = str(getattr(exc, "cause", None) or exc).strip().splitlines()
+            raise WorkerStartError(f"a Ray worker could not start: {cause[-1] if cause else type(exc).__name__}") \
+                from None
 
     def _new_actor(self):
         return self._actor_cls.remote(self._config, self._threads)
@@ -193,15 +269,26 @@ class RayExecutor:
                 return genome, _died(genome, f"Ray worker died {attempts + 1} times ({type(exc).__name__})")
 
     def close(self) -> None:
-        for a in self._actors:
-            self._ray.kill(a)
+        actors, self._actors = self._actors, []
+        for a in actors:
+            try:
+                self._ray.kill(a)
+            except Exception:  # noqa: BLE001, S110 - an actor that is already gone
+                pass
 
 
 def make_executor(kind: str, config: EvalConfig, workers: int, *, ray_address: str | None = None, progress=None):
+    """An executor whose workers are up, with their data loaded: whatever keeps a search from
+    running (config, device, data, worker start) is raised here, before it writes anything."""
+    check_config(config)
+    if not (kind == "ray" and ray_address):  # a cluster's devices are its own
+        resolve_device(config.device)
     if kind == "serial":
         if workers != 1:
             raise ValueError(f"the serial executor runs one evaluation at a time; got --workers {workers}")
-        return SerialExecutor(Evaluator(config, progress=progress))
+        evaluator = Evaluator(config, progress=progress)
+        evaluator.data  # noqa: B018 - load now: data errors before the first candidate
+        return SerialExecutor(evaluator)
     if kind == "process":
         return ProcessExecutor(config, workers)
     if kind == "ray":

@@ -10,12 +10,13 @@ included, is passed as ``uri``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
+import socket
 import time
-from collections import Counter
 from pathlib import Path
 
 import mlflow
@@ -29,6 +30,7 @@ from gp.search.record import Record
 
 PARENT_TAG = "mlflow.parentRunId"
 KIND_TAG = "evonorm.kind"  # "search" on parent runs, "candidate" on child runs
+DRIVER_TAG = "evonorm.driver"  # "host pid" of the process writing a search run
 DEFAULT_EXPERIMENT = "evonorm"
 MAX_PARAM = 6000  # MLflow's limit on a param value's length
 for _name in ("mlflow", "alembic"):  # their INFO lines (database set-up) would break the live display
@@ -50,6 +52,23 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
+@contextlib.contextmanager
+def _fail_fast():
+    """No HTTP retries and a short timeout for the calls inside, instead of MLflow's minutes of
+    retries, so an unreachable server is reported at once; the process's settings are restored."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "10"
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -60,12 +79,10 @@ class Tracker:
 
     def __init__(self, uri: str | None = None, experiment: str = DEFAULT_EXPERIMENT) -> None:
         self.uri = uri or mlflow.get_tracking_uri()
-        # fail fast on an unreachable server instead of MLflow's minutes of retries
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         try:
             self.client = MlflowClient(tracking_uri=self.uri)
-            exp = self.client.get_experiment_by_name(experiment)
+            with _fail_fast():  # at start only: later calls keep MLflow's retries with back-off
+                exp = self.client.get_experiment_by_name(experiment)
         except Exception as exc:  # noqa: BLE001 - connection errors come in many types
             raise TrackingError(f"cannot reach the tracking store {self.uri!r}: {type(exc).__name__}: "
                                 f"{str(exc).splitlines()[0][:200]}") from None
@@ -89,12 +106,15 @@ class Tracker:
     def start_search(self, name: str, config: dict, *, algorithm: str, run_id: str | None = None) -> str:
         """Open (or, with ``run_id``, re-open) the parent run and log the full config as params."""
         start = time.perf_counter()
+        driver = f"{socket.gethostname()} {os.getpid()}"
         if run_id is not None:
+            _check_no_other_driver(self.search_run(run_id))
             self.run_id = run_id
             self.client.update_run(run_id, status="RUNNING")
+            self.client.set_tag(run_id, DRIVER_TAG, driver)
         else:
             run = self.client.create_run(self.experiment_id, run_name=name,
-                                         tags={KIND_TAG: "search", "evonorm.algorithm": algorithm})
+                                         tags={KIND_TAG: "search", "evonorm.algorithm": algorithm, DRIVER_TAG: driver})
             self.run_id = run.info.run_id
             params = [Param(k, v[:MAX_PARAM]) for k, v in _flatten(config).items()]
             params.append(Param("config.json", json.dumps(config)[:MAX_PARAM]))  # the whole, to rebuild it
@@ -103,9 +123,17 @@ class Tracker:
         self.seconds += time.perf_counter() - start
         return self.run_id
 
+    def check_free(self, run_id: str) -> None:
+        """Raise :class:`TrackingError` if a live driver on this machine writes ``run_id``."""
+        _check_no_other_driver(self.search_run(run_id))
+
     def log_candidate(self, record: Record, result, anchors: list[str]) -> str:
-        """One child run for one candidate (duplicates and rejections too)."""
+        """One child run for one candidate, rejected and failed ones too. ``result``: the
+        evaluator's result as a dict (as the event log holds it) or object, or None. Learning
+        curves become the steps of ``curve.<anchor>``; parameter counts ``params.<anchor>``; the
+        anchor and step that decided a rejection are tags."""
         start = time.perf_counter()
+        result = _as_dict(result)
         genome = Genome.parse(record.genome)
         tags = {PARENT_TAG: self.run_id, KIND_TAG: "candidate", "evonorm.genome": record.genome,
                 "evonorm.key": record.key, "evonorm.formula": formula(genome), "evonorm.status": record.status,
@@ -114,36 +142,66 @@ class Tracker:
                 "evonorm.fingerprint": record.fingerprint or ""}
         if record.duplicate_of is not None:
             tags["evonorm.duplicate_of"] = str(record.duplicate_of)
+        if record.status != "ok" and result.get("anchor"):
+            tags |= {"evonorm.anchor": str(result["anchor"]), "evonorm.step": str(result.get("step", 0))}
         run = self.client.create_run(self.experiment_id, run_name=f"candidate-{record.ordinal:05d}", tags=tags)
-        ts, metrics = _now_ms(), []
-        if record.objectives is not None:
-            metrics += [Metric(f"acc.{a}", v, ts, 0) for a, v in zip(anchors, record.objectives, strict=True)]
-            metrics.append(Metric("acc.mean", record.mean, ts, 0))
-        for stage, seconds in (getattr(result, "timings", None) or {}).items():
-            metrics.append(Metric(f"seconds.{stage}", seconds, ts, 0))
-        self.client.log_batch(run.info.run_id, metrics=metrics)
-        status = "FAILED" if record.status == "failed" else "FINISHED"
-        self.client.set_terminated(run.info.run_id, status=status)
+        try:
+            ts, metrics = _now_ms(), []
+            if record.objectives is not None:
+                metrics += [Metric(f"acc.{a}", v, ts, 0) for a, v in zip(anchors, record.objectives, strict=True)]
+                metrics.append(Metric("acc.mean", record.mean, ts, 0))
+            for stage, seconds in (result.get("timings") or {}).items():
+                metrics.append(Metric(f"seconds.{stage}", seconds, ts, 0))
+            for anchor, count in (result.get("params") or {}).items():
+                metrics.append(Metric(f"params.{anchor}", count, ts, 0))
+            for anchor, curve in (result.get("curves") or {}).items():
+                metrics += [Metric(f"curve.{anchor}", acc, ts, int(step)) for step, acc in curve.items()
+                            if acc is not None and math.isfinite(acc)]
+            for i in range(0, len(metrics), 1000):  # log_batch takes at most 1000 metrics
+                self.client.log_batch(run.info.run_id, metrics=metrics[i:i + 1000])
+            status = "FAILED" if record.status == "failed" else "FINISHED"
+            self.client.set_terminated(run.info.run_id, status=status)
+        except BaseException:
+            with contextlib.suppress(Exception):  # a half-logged run would look logged: drop it
+                self.client.delete_run(run.info.run_id)
+            raise
         self.seconds += time.perf_counter() - start
         return run.info.run_id
 
-    def log_progress(self, history: list[Record], anchors: list[str]) -> None:
-        """Search-level metrics at step = candidates so far: best per anchor, counts."""
+    def logged_ordinals(self, run_id: str) -> set[int]:
+        """Ordinals of the candidates already logged under ``run_id`` (complete runs only; a run a
+        crash left open is deleted, to be logged again)."""
+        done = set()
+        for run in self._children(run_id, "candidate"):
+            if run.info.status == "RUNNING":
+                self.client.delete_run(run.info.run_id)
+            else:
+                done.add(int(run.data.tags["evonorm.ordinal"]))
+        return done
+
+    def _children(self, run_id: str, kind: str) -> list:
+        runs, token = [], None
+        filter_string = f"tags.`{PARENT_TAG}` = '{run_id}' and tags.`{KIND_TAG}` = '{kind}'"
+        while True:
+            page = self.client.search_runs([self.experiment_id], filter_string=filter_string, max_results=1000,
+                                           page_token=token)
+            runs += list(page)
+            token = page.token
+            if not token:
+                return runs
+
+    def log_progress(self, tally) -> None:
+        """Search-level metrics at step = candidates so far, from a running
+        :class:`evaluation.progress.Tally`: best per anchor, counts by status and stage."""
         start = time.perf_counter()
-        step, ts = len(history), _now_ms()
-        metrics = [Metric("candidates", step, ts, step),
-                   Metric("evaluated", sum(r.evaluated for r in history), ts, step)]
-        for k, a in enumerate(anchors):
-            best = max((r.objectives[k] for r in history if r.objectives is not None), default=None)
-            if best is not None:
-                metrics.append(Metric(f"best.{a}", best, ts, step))
-        means = [r.mean for r in history if r.objectives is not None]
-        if means:
-            metrics.append(Metric("best.mean", max(means), ts, step))
-        counts = Counter(r.status for r in history)
-        metrics += [Metric(f"count.{s}", n, ts, step) for s, n in counts.items()]
-        stages = Counter(r.stage for r in history if r.status == "rejected" and r.stage)
-        metrics += [Metric(f"rejected.{s}", n, ts, step) for s, n in stages.items()]
+        step, ts = tally.seen, _now_ms()
+        metrics = [Metric("candidates", step, ts, step), Metric("evaluated", step, ts, step)]
+        metrics += [Metric(f"best.{a}", b, ts, step) for a, b in zip(tally.anchors, tally.best, strict=True)
+                    if b is not None]
+        if tally.best_mean is not None:
+            metrics.append(Metric("best.mean", tally.best_mean, ts, step))
+        metrics += [Metric(f"count.{s}", n, ts, step) for s, n in tally.status.items()]
+        metrics += [Metric(f"rejected.{s}", n, ts, step) for s, n in tally.rejected.items()]
         self.client.log_batch(self.run_id, metrics=metrics)
         self.seconds += time.perf_counter() - start
 
@@ -199,9 +257,10 @@ class Tracker:
     def log_artifacts(self, folder: Path, run_id: str | None = None) -> None:
         self.client.log_artifacts(run_id or self.run_id, str(folder))
 
-    def finish(self, ok: bool = True) -> None:
+    def finish(self, ok: bool = True, *, status: str | None = None) -> None:
+        """End the current run: FINISHED or FAILED by ``ok``, or ``status`` (e.g. KILLED)."""
         if self.run_id:
-            self.client.set_terminated(self.run_id, status="FINISHED" if ok else "FAILED")
+            self.client.set_terminated(self.run_id, status=status or ("FINISHED" if ok else "FAILED"))
 
     # -- reading -------------------------------------------------------------------------
 
@@ -227,15 +286,9 @@ class Tracker:
                                             order_by=["attributes.start_time DESC"], max_results=1000))
 
     def history(self, run_id: str) -> list[Record]:
-        """The search's history rebuilt from its child runs, in order."""
-        runs, token = [], None
-        while True:
-            page = self.client.search_runs([self.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{run_id}'",
-                                           max_results=1000, page_token=token)
-            runs += list(page)
-            token = page.token
-            if not token:
-                break
+        """The search's history rebuilt from its candidate runs (not its other children, such as
+        re-rankings), in order."""
+        runs = [r for r in self._children(run_id, "candidate") if r.info.status != "RUNNING"]
         anchors = anchors_of(self.search_run(run_id))
         records = [_record(r, anchors) for r in runs]
         return sorted(records, key=lambda r: r.ordinal)
@@ -266,6 +319,36 @@ def _record(run, anchors: list[str]) -> Record:
                   status=tags["evonorm.status"], objectives=objectives, parent=tags.get("evonorm.parent") or None,
                   reason=tags.get("evonorm.reason") or None, stage=tags.get("evonorm.stage") or None,
                   fingerprint=tags.get("evonorm.fingerprint") or None, duplicate_of=int(dup) if dup else None)
+
+
+def _check_no_other_driver(run) -> None:
+    """Refuse to write a search run that a live process on this machine is writing (a --resume-run
+    beside the --resume of the same search). A driver on another machine cannot be checked."""
+    holder = run.data.tags.get(DRIVER_TAG, "")
+    host, _, pid = holder.partition(" ")
+    if run.info.status != "RUNNING" or host != socket.gethostname() or not pid.isdigit():
+        return
+    pid_ = int(pid)
+    if pid_ == os.getpid():
+        return
+    try:
+        os.kill(pid_, 0)
+    except ProcessLookupError:
+        return  # died without closing the run (kill -9): the run is free
+    except PermissionError:
+        pass
+    raise TrackingError(f"run {run.info.run_id} is being written by a running search (pid {pid_} on {host}); "
+                        "stop it first, or continue the search from its own directory with --resume DIR")
+
+
+def _as_dict(result) -> dict:
+    if result is None:
+        return {}
+    if isinstance(result, dict):
+        return result
+    if hasattr(result, "to_json"):
+        return json.loads(result.to_json())
+    return {"timings": getattr(result, "timings", None) or {}}
 
 
 def run_status_ok(run) -> bool:

@@ -22,13 +22,13 @@ import numpy as np
 from analysis.plots import best_so_far
 from evaluation import config as cfgmod
 from evaluation.evaluate import Evaluator
-from evaluation.experiment import CHECKPOINT, Experiment, summary
+from evaluation.experiment import Experiment, summary
 from gp import zoo
 from gp.search import SerialExecutor
 
 
 def run_search(out: Path, eval_cfg, search_cfg, evaluator) -> Experiment:
-    exp = Experiment.resume(out) if (out / CHECKPOINT).exists() else Experiment.create(out, eval_cfg, search_cfg)
+    exp = Experiment.resume(out) if Experiment.exists(out) else Experiment.create(out, eval_cfg, search_cfg)
     if exp.searcher.evaluated < search_cfg.budget:
         exp.run(SerialExecutor(evaluator))
     return exp

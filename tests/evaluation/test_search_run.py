@@ -1,4 +1,5 @@
-"""End-to-end searches on real CIFAR-10 subsets: kill and resume, worker processes, Ray."""
+"""End-to-end searches on real CIFAR-10 subsets: kill and resume, worker processes, Ray, a search
+that owns its directory and fails before its first candidate when it cannot run."""
 
 import json
 import os
@@ -11,8 +12,10 @@ import time
 import pytest
 
 from evaluation import config as cfgmod
-from evaluation.executors import ProcessExecutor, RayExecutor
-from evaluation.experiment import CHECKPOINT, Experiment
+from evaluation.executors import ProcessExecutor, RayExecutor, WorkerStartError
+from evaluation.experiment import CHECKPOINT, EVENTS, DirectoryBusy, Experiment
+from gp.search import events as ev
+from gp.search.engine import SerialExecutor
 
 
 def _search(*args, **kw):
@@ -20,44 +23,139 @@ def _search(*args, **kw):
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
-def _checkpoint(out):
+def _evaluated(out):
+    """The records the search's log holds, in order."""
     try:
-        return json.loads((out / CHECKPOINT).read_text())["searcher"]
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+        return [e["record"] for e in ev.read(out / EVENTS) if e["type"] == "evaluated"]
+    except FileNotFoundError:
+        return []
 
 
 def test_search_killed_with_sigkill_resumes_without_loss(tiny_config, tmp_path):
     out = tmp_path / "run"
-    proc = _search("--config", str(tiny_config), "--out", str(out))
+    proc = _search("--config", str(tiny_config), "--out", str(out), "--no-tracking")
     deadline = time.time() + 120
-    while time.time() < deadline:
-        state = _checkpoint(out)
-        if state and sum(r["status"] != "duplicate" for r in state["history"]) >= 3:
-            break
+    while time.time() < deadline and len(_evaluated(out)) < 3:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = _checkpoint(out)
-    done_before = [r for r in before["history"]]
-    assert 3 <= sum(r["status"] != "duplicate" for r in done_before) < 8
+    done_before = _evaluated(out)
+    assert 3 <= len(done_before) < 8
 
-    resumed = _search("--resume", str(out))
+    resumed = _search("--resume", str(out), "--no-tracking")
     stdout, stderr = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, stderr
-    final = _checkpoint(out)
-    evaluated = [r for r in final["history"] if r["status"] != "duplicate"]
-    assert len(evaluated) == 8 and len({r["key"] for r in evaluated}) == 8
-    assert final["history"][:len(done_before)] == done_before  # nothing lost, nothing repeated
-    assert final["pending"] == []
+    final = _evaluated(out)
+    assert len(final) == 8 and len({r["key"] for r in final}) == 8
+    assert final[:len(done_before)] == done_before  # nothing lost, nothing repeated
+    assert [r["ordinal"] for r in final] == list(range(8))
+    exp = Experiment.resume(out)
+    assert exp.searcher.pending == {}
+    assert json.loads(json.dumps([r.to_dict() for r in exp.searcher.history])) == final
+    exp.close()
     assert "top layer" in stdout or "no layer passed" in stdout
 
 
 def test_out_directory_is_never_overwritten(tiny_config, tmp_path):
     eval_cfg, search_cfg = cfgmod.load(str(tiny_config)), cfgmod.load_search(str(tiny_config))
-    Experiment.create(tmp_path / "run", eval_cfg, search_cfg)
+    Experiment.create(tmp_path / "run", eval_cfg, search_cfg).close()
     with pytest.raises(FileExistsError, match="--resume"):
         Experiment.create(tmp_path / "run", eval_cfg, search_cfg)
+
+
+def test_a_second_driver_is_refused_while_the_first_runs(tiny_config, tmp_path):
+    eval_cfg, search_cfg = cfgmod.load(str(tiny_config)), cfgmod.load_search(str(tiny_config))
+    first = Experiment.create(tmp_path / "run", eval_cfg, search_cfg)
+    with pytest.raises(DirectoryBusy, match=f"in use by a running search \\(pid {os.getpid()} on "):
+        Experiment.resume(tmp_path / "run")
+    first.close()
+    Experiment.resume(tmp_path / "run").close()  # free again once the first has let go
+
+
+def test_the_lock_of_a_dead_driver_is_no_obstacle(tiny_config, tmp_path):
+    eval_cfg, search_cfg = cfgmod.load(str(tiny_config)), cfgmod.load_search(str(tiny_config))
+    Experiment.create(tmp_path / "run", eval_cfg, search_cfg).close()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+                               "from evaluation.experiment import Experiment\n"
+                               "Experiment.resume(sys.argv[1]); print('locked', flush=True); time.sleep(600)",
+                               str(tmp_path / "run")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(DirectoryBusy, match=f"pid {holder.pid}"):
+        Experiment.resume(tmp_path / "run")
+    holder.kill()
+    holder.wait()
+    Experiment.resume(tmp_path / "run").close()
+
+
+def test_resume_keeps_how_the_search_ran_and_logs_every_override(tiny_config, tmp_path, cifar_dir):
+    eval_cfg, search_cfg = cfgmod.load(str(tiny_config)), cfgmod.load_search(str(tiny_config))
+    search_cfg = cfgmod.override(search_cfg, executor="process", workers=2)
+    Experiment.create(tmp_path / "run", eval_cfg, search_cfg, options={"ray_address": None}).close()
+    exp = Experiment.resume(tmp_path / "run", {"search.budget": 12, "eval.data.source": str(cifar_dir)})
+    assert (exp.search_cfg.executor, exp.search_cfg.workers, exp.search_cfg.budget) == ("process", 2, 12)
+    exp.run(SerialExecutor(lambda genome: (0.5,)))  # a stand-in score: this is about the saved options
+    exp.close()
+    again = Experiment.resume(tmp_path / "run")
+    assert (again.search_cfg.executor, again.search_cfg.workers, again.search_cfg.budget) == ("process", 2, 12)
+    assert again.searcher.evaluated == 12
+    resumed = [e for e in ev.read(tmp_path / "run" / EVENTS) if e["type"] == "resumed"]
+    assert resumed[0]["changes"] == {"search.budget": 12, "eval.data.source": str(cifar_dir)}
+    again.close()
+    with pytest.raises(cfgmod.ConfigError, match="a resume cannot change search.population_size"):
+        Experiment.resume(tmp_path / "run", {"search.population_size": 3})
+
+
+def test_a_directory_written_before_the_event_log_resumes(tiny_config, tmp_path):
+    from gp import zoo
+    from gp.search import Evolution
+    from gp.search.surrogate import Surrogate
+
+    eval_cfg, search_cfg = cfgmod.load(str(tiny_config)), cfgmod.load_search(str(tiny_config))
+    searcher = Evolution(search_cfg.population_size, search_cfg.tournament_size, seed=search_cfg.seed)
+    searcher.run(Surrogate(zoo.get("evonorm_s0")), 5)
+    searcher.ask()  # one in flight when it was killed
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / CHECKPOINT).write_text(json.dumps({"version": 1, "run_id": None, "eval": cfgmod.to_dict(eval_cfg),
+                                              "search": cfgmod.to_dict(search_cfg), "searcher": searcher.state()}))
+    exp = Experiment.resume(out)
+    assert exp.searcher.state() == searcher.state()
+    assert [e["type"] for e in ev.read(out / EVENTS)] == ["search", "snapshot"]
+    exp.close()
+
+
+def test_unusable_data_stops_the_search_before_anything_is_written(tmp_path):
+    out = tmp_path / "run"
+    proc = _search("--preset", "smoke", "--data", str(tmp_path / "nowhere"), "--out", str(out), "--no-tracking")
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "no train/ directory in" in stderr and "Traceback" not in stderr
+    assert not (out / EVENTS).exists()
+
+
+def test_a_worker_that_cannot_start_is_an_error_naming_why(tiny_config, tmp_path):
+    eval_cfg = cfgmod.override(cfgmod.load(str(tiny_config)), **{"data.source": str(tmp_path / "nowhere")})
+    with pytest.raises(WorkerStartError, match="could not start: DataError: no train/ directory"):
+        ProcessExecutor(eval_cfg, 1)
+
+
+def test_cuda_on_a_host_without_it_is_refused_before_anything_is_written(tiny_config, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this host has CUDA")
+    out = tmp_path / "run"
+    proc = _search("--config", str(tiny_config), "--device", "cuda", "--executor", "process", "--out", str(out),
+                   "--no-tracking")
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "CUDA is not available here" in stderr
+    assert not (out / EVENTS).exists()
+
+
+def test_a_negative_batch_size_is_refused_not_a_hang(tiny_config, tmp_path):
+    tiny_config.write_text(tiny_config.read_text().replace("batch_size = 16", "batch_size = -16"))
+    proc = _search("--config", str(tiny_config), "--out", str(tmp_path / "run"), "--no-tracking")
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "train.batch_size must be at least 1, got -16" in stderr
 
 
 def _kill_one_worker_soon(executor, delay):
@@ -87,6 +185,7 @@ def test_parallel_search_survives_a_killed_worker(kind, tiny_config, tmp_path):
         killer = _kill_one_worker_soon(executor, 3.0)
         history = exp.run(executor)
         killer.join()
+        exp.close()
     finally:
         executor.close()
         if kind == "ray":

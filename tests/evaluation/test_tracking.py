@@ -1,6 +1,7 @@
 """MLflow tracking of real (tiny) searches: child runs, a real mlflow server, reports, resume."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -148,4 +149,45 @@ def test_rerank_trains_top_layers_beside_bn_relu_and_logs_a_table(tracked):
     assert "bn_relu" in table(rows, ["resnet50"])
     run = tracker.client.get_run(run_id)
     assert run.data.tags["mlflow.parentRunId"] == exp.run_id and run.data.params["split"] == "val"
+    assert run.data.tags["evonorm.kind"] == "rerank"
     assert "rerank.txt" in [a.path for a in tracker.client.list_artifacts(run_id)]
+    # a re-ranking is a child of the search, not a candidate: readers of the search are not misled
+    assert tracker.history(exp.run_id) == exp.searcher.history
+
+
+def test_a_search_can_be_resumed_from_tracking_after_a_rerank(tracked, tmp_path):
+    from evaluation.rerank import rerank
+
+    exp, tracker, _, config_path = tracked
+    rerank(tracker, exp.run_id, cfgmod.load(str(config_path)), top=1, seeds=1)
+    resumed = Experiment.from_tracking(tracker, exp.run_id, tmp_path / "again")
+    assert resumed.searcher.history == exp.searcher.history
+    resumed.close()
+
+
+def test_the_start_up_probe_leaves_mlflow_retries_alone(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    Tracker(f"sqlite:///{tmp_path / 'm.db'}", "probe")
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+
+
+def test_candidates_missing_from_mlflow_are_logged_on_resume_once(tiny_config, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    exp, tracker = _tracked_search(tiny_config, tmp_path / "run", uri, budget=5)
+    exp.close()
+    lost = [r for r in tracker._children(exp.run_id, "candidate") if r.data.tags["evonorm.ordinal"] in ("1", "3")]
+    for run in lost:  # as if the driver died between its log and MLflow, or MLflow was down
+        tracker.client.delete_run(run.info.run_id)
+    assert [r.ordinal for r in tracker.history(exp.run_id)] == [0, 2, 4]
+    resumed = Experiment.resume(tmp_path / "run", {"search.budget": 6})
+    resumed.run(SerialExecutor(Evaluator(resumed.eval_cfg)), tracker=Tracker(uri, "tests"))
+    resumed.close()
+    assert tracker.history(exp.run_id) == resumed.searcher.history  # caught up, in order, nothing twice
+    assert len(resumed.searcher.history) == 6
+
+
+def test_learning_curves_and_parameter_counts_are_logged(tracked):
+    exp, tracker, _, _ = tracked
+    ok = next(r for r in tracker._children(exp.run_id, "candidate") if r.data.tags["evonorm.status"] == "ok")
+    curve = tracker.client.get_metric_history(ok.info.run_id, "curve.resnet50")
+    assert [m.step for m in curve] == [4] and ok.data.metrics["params.resnet50"] > 0
