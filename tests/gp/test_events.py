@@ -41,6 +41,7 @@ def test_a_kill_after_any_event_resumes_as_if_never_killed(tmp_path, surrogate, 
     resumed = ev.replay(events[:cut], Evolution(8, 3, seed=5).state())  # the log as a kill left it
     run_search(resumed, SerialExecutor(surrogate), 25)
     assert resumed.history == straight.history
+    assert resumed.state() == straight.state()  # RNG and counters too, not only the records
 
 
 def test_a_torn_last_line_is_dropped_and_cut_off_before_the_next_append(tmp_path, surrogate):
