@@ -17,6 +17,7 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import socket
 import threading
 import time
 from typing import Any
@@ -186,6 +187,20 @@ class ProcessExecutor:
                 p.join(timeout=5)
 
 
+def _reach(address: str, timeout: float = 10.0) -> None:
+    """Fail in seconds on a Ray address nothing listens at (``ray.init`` waits for minutes)."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not port.isdigit():
+        raise WorkerStartError(f"Ray address {address!r} is not HOST:PORT (or ray://HOST:PORT, or auto)")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise WorkerStartError(f"cannot reach the Ray cluster at {address!r} within {timeout:g} s "
+                               f"({type(exc).__name__}: {exc}); is 'ray start --head' running there?") from None
+
+
 class _RayWorker:
     """A persistent Ray actor: one evaluator, data resident on its device."""
 
@@ -221,9 +236,15 @@ class RayExecutor:
         self._ray = ray
         if not ray.is_initialized():
             if address:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False)
-            else:
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+                _reach(address)
+            try:
+                if address:
+                    ray.init(address=address, include_dashboard=False, log_to_driver=False)
+                else:
+                    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError, ... : report, do not trace
+                where = f"the Ray cluster at {address!r}" if address else "a local Ray"
+                raise WorkerStartError(f"cannot start {where}: {type(exc).__name__}: {str(exc)[:300]}") from None
         if gpus_per_worker is None:
             gpus = ray.cluster_resources().get("GPU", 0)
             gpus_per_worker = 1.0 if gpus and config.device != "cpu" else 0.0

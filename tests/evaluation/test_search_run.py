@@ -193,3 +193,13 @@ def test_parallel_search_survives_a_killed_worker(kind, tiny_config, tmp_path):
     evaluated = [r for r in history if r.evaluated]
     assert len(evaluated) == 8 and len({r.key for r in evaluated}) == 8
     assert exp.searcher.pending == {}
+
+
+def test_a_ray_address_nothing_listens_at_fails_in_seconds(tiny_config):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free: nothing listens there
+    with pytest.raises(WorkerStartError, match=f"cannot reach the Ray cluster at '127.0.0.1:{port}'"):
+        RayExecutor(cfgmod.load(str(tiny_config)), 1, address=f"127.0.0.1:{port}")
