@@ -102,8 +102,15 @@ class Experiment:
 
     @staticmethod
     def exists(out: Path) -> bool:
-        """Whether ``out`` holds a search (to resume rather than create)."""
-        return (Path(out) / EVENTS).exists() or (Path(out) / CHECKPOINT).exists()
+        """Whether ``out`` holds a search (to resume rather than create): a log with at least its
+        first event complete (a driver killed while writing it leaves none), or an old checkpoint."""
+        if (Path(out) / CHECKPOINT).exists():
+            return True
+        try:
+            with open(Path(out) / EVENTS, "rb") as f:
+                return b"\n" in f.read(1 << 20)
+        except FileNotFoundError:
+            return False
 
     @classmethod
     def create(cls, out: Path, eval_cfg: EvalConfig, search_cfg: SearchConfig, *,

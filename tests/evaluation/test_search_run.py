@@ -203,3 +203,13 @@ def test_a_ray_address_nothing_listens_at_fails_in_seconds(tiny_config):
         port = s.getsockname()[1]  # free: nothing listens there
     with pytest.raises(WorkerStartError, match=f"cannot reach the Ray cluster at '127.0.0.1:{port}'"):
         RayExecutor(cfgmod.load(str(tiny_config)), 1, address=f"127.0.0.1:{port}")
+
+
+def test_a_directory_killed_while_writing_its_first_event_can_be_created_again(tiny_config, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / EVENTS).write_text('{"type": "search", "ver')  # killed mid-write: no search there yet
+    assert not Experiment.exists(out)
+    eval_cfg, search_cfg = cfgmod.load(str(tiny_config)), cfgmod.load_search(str(tiny_config))
+    Experiment.create(out, eval_cfg, search_cfg).close()
+    assert [e["type"] for e in ev.read(out / EVENTS)] == ["search"]
