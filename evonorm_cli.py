@@ -388,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--executor, --workers, --data, --device and --ray-address (a machine may change; what was searched "
         "may not), and any other config flag (--preset, --config, --steps, --arch, --seed, --algorithm, "
         "--criterion, --seed-layers, --out) is an error. --resume-run RUN_ID rebuilds the search from the "
-        "tracking store under a new --out and honours --budget, --executor, --workers and --ray-address.",
+        "tracking store into a new directory (--out) and honours --budget, --executor, --workers and "
+        "--ray-address; the other config flags, --data and --device included, are errors there.",
         (f"evonorm search --preset fast {OFFLINE} --budget 200",
          f"evonorm search --preset fast {OFFLINE} --algorithm random --out runs/random   # the baseline",
          f"evonorm search --preset paper {OFFLINE} --executor process --workers 8   # one GPU each",

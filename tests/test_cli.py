@@ -73,6 +73,8 @@ def test_data_help_says_the_default_downloads_and_fails_offline():
 def test_search_help_says_which_flags_resume_honours():
     text = " ".join(_subcommands()["search"].format_help().split())
     assert "it honours only --budget, --executor, --workers, --data, --device and --ray-address" in text
+    assert "--resume-run RUN_ID rebuilds the search from the tracking store into a new directory (--out) and " \
+           "honours --budget, --executor, --workers and --ray-address" in text
 
 
 def _run(*args):
