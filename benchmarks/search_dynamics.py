@@ -52,12 +52,12 @@ def random_targets(count: int, seed: int = 12345) -> dict[str, Genome]:
     return out
 
 
-def targets(spec: str) -> dict[str, Genome]:
+def targets(spec: str, target_seed: int = 12345) -> dict[str, Genome]:
     """``b0,s0,random:3``: zoo layers by name (``evonorm_`` may be left out) and random ones."""
     out: dict[str, Genome] = {}
     for item in spec.split(","):
         if item.startswith("random:"):
-            out |= random_targets(int(item.split(":")[1]))
+            out |= random_targets(int(item.split(":")[1]), target_seed)
         else:
             name = item if item in zoo.names() else f"evonorm_{item}"
             out[item] = zoo.get(name)
@@ -71,7 +71,9 @@ def run_one(job: tuple) -> tuple[tuple, list[float], int]:
         search = RandomSearch(seed=seed)
     else:
         search = Evolution(args["population"], args["tournament"], criterion, seed=seed, mutation=args["mutation"],
-                           window_rejected=args["window_rejected"], immigration=args.get("immigration", 0.0))
+                           window_rejected=args["window_rejected"], immigration=args.get("immigration", 0.0),
+                           flat_tournament=args.get("flat_tournament", "random"),
+                           mutation_repeat=args.get("mutation_repeat", 0.0), require_x=args.get("require_x", False))
     search.run(fitness, args["budget"])
     # surrogate scores are >= 0: before the first passing layer the best so far counts as 0
     curve = np.nan_to_num(best_so_far(search.history)[1], nan=0.0).tolist()
@@ -79,9 +81,27 @@ def run_one(job: tuple) -> tuple[tuple, list[float], int]:
 
 
 def sign_test(evo: np.ndarray, rnd: np.ndarray) -> tuple[int, int, int, float]:
+    """Wins/ties/losses of evolution's final best against random search's, seed by seed, and a
+    one-sided sign test (ties dropped)."""
     wins, losses = int((evo > rnd + 1e-9).sum()), int((rnd > evo + 1e-9).sum())
+    return _verdict(wins, losses, len(evo))
+
+
+def sign_test_sooner(evo: np.ndarray, rnd: np.ndarray) -> tuple[int, int, int, float]:
+    """As :func:`sign_test` on best-so-far curves (seeds x evaluations), with a tie on the final
+    best broken by which search reached it first (fewer evaluations wins)."""
+    final_e, final_r = evo[:, -1], rnd[:, -1]
+    reach_e = (evo >= final_e[:, None] - 1e-9).argmax(1)
+    reach_r = (rnd >= final_r[:, None] - 1e-9).argmax(1)
+    tied = np.abs(final_e - final_r) <= 1e-9
+    wins = int(((final_e > final_r + 1e-9) | (tied & (reach_e < reach_r))).sum())
+    losses = int(((final_r > final_e + 1e-9) | (tied & (reach_r < reach_e))).sum())
+    return _verdict(wins, losses, len(evo))
+
+
+def _verdict(wins: int, losses: int, n: int) -> tuple[int, int, int, float]:
     p = binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue if wins + losses else 1.0
-    return wins, len(evo) - wins - losses, losses, p
+    return wins, n - wins - losses, losses, p
 
 
 def plot(curves: dict, names: list[str], criteria: list[str], path: Path, title: str) -> None:
@@ -122,21 +142,33 @@ def main() -> None:
     ap.add_argument("--window-rejected", action="store_true", help="rejected candidates take window slots")
     ap.add_argument("--immigration", type=float, default=0.0,
                     help="share of asks answered with a fresh random genome (default %(default)s)")
+    ap.add_argument("--flat-tournament", choices=["random", "mutate"], default="random",
+                    help="what evolution does when a tournament's members all score the same (default %(default)s)")
+    ap.add_argument("--mutation-repeat", type=float, default=0.0,
+                    help="probability of each further mutation step (default %(default)s)")
+    ap.add_argument("--require-x", action="store_true",
+                    help="evolution draws its random genomes among graphs that read x")
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds run from here (default %(default)s)")
+    ap.add_argument("--target-seed", type=int, default=12345,
+                    help="seed drawing the random targets (default %(default)s)")
     ap.add_argument("--workers", type=int, default=2, help="processes (default %(default)s)")
     ap.add_argument("--plot", default="runs/search-dynamics.png", help="plot path (default %(default)s)")
     args = ap.parse_args()
     criteria = args.criteria.split(",")
-    chosen = targets(args.targets)
+    chosen = targets(args.targets, args.target_seed)
     settings = {"score": args.score, "budget": args.budget, "population": args.population,
                 "tournament": args.tournament, "mutation": args.mutation, "window_rejected": args.window_rejected,
-                "immigration": args.immigration}
+                "immigration": args.immigration, "flat_tournament": args.flat_tournament,
+                "mutation_repeat": args.mutation_repeat, "require_x": args.require_x}
     print(f"surrogate {args.score}; budget {args.budget}; {args.seeds} seeds; population {args.population}, "
-          f"tournament {args.tournament}, mutation {args.mutation}, window_rejected {args.window_rejected}")
+          f"tournament {args.tournament}, mutation {args.mutation}, window_rejected {args.window_rejected}, "
+          f"immigration {args.immigration}, mutation_repeat {args.mutation_repeat}, "
+          f"flat_tournament {args.flat_tournament}, require_x {args.require_x}; seeds from {args.first_seed}")
     for name, g in chosen.items():
         print(f"  target {name}: {g.expression()}")
     jobs = []
     for name, g in chosen.items():
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             jobs.append((name, str(g), "random", "-", seed, settings))
             jobs += [(name, str(g), "evolution", c, seed, settings) for c in criteria]
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
@@ -148,19 +180,23 @@ def main() -> None:
         duplicates.setdefault(algorithm, []).append(dups)
     marks = sorted({args.budget // 8, args.budget // 4, args.budget // 2, args.budget})
     print(f"\n{'target':<10} {'criterion':<8} " + " ".join(f"{'@' + str(m):>13}" for m in marks)
-          + "   W/T/L   sign-test p")
-    verdicts = []
+          + "   W/T/L   sign-test p   sooner: W/T/L   p")
+    verdicts, sooner = [], []
     for name in chosen:
         rnd = np.array(curves[(name, "random", "-")])
         for c in criteria:
             evo = np.array(curves[(name, "evolution", c)])
             w, t, lo, p = sign_test(evo[:, -1], rnd[:, -1])
+            ws, ts, ls, ps = sign_test_sooner(evo, rnd)
             verdicts.append(w >= 0.8 * args.seeds)
+            sooner.append(ws >= 0.8 * args.seeds)
             cells = " ".join(f"{evo[:, m - 1].mean():>6.3f}/{rnd[:, m - 1].mean():<6.3f}" for m in marks)
-            print(f"{name:<10} {c:<8} {cells}  {w:>2}/{t}/{lo}   {p:.4f}")
-    print("(cells: evolution / random, mean best-so-far over seeds)")
+            print(f"{name:<10} {c:<8} {cells}  {w:>2}/{t}/{lo}   {p:.4f}        {ws:>2}/{ts}/{ls}   {ps:.4f}")
+    print("(cells: evolution / random, mean best-so-far over seeds; W/T/L on the final best; 'sooner': a tie on "
+          "the final best goes to the search that reached it in fewer evaluations)")
     print("duplicate proposals per search, mean: " + ", ".join(f"{a} {np.mean(d):.0f}" for a, d in duplicates.items()))
-    print(f"evolution wins >= 80% of seeds in {sum(verdicts)} of {len(verdicts)} target/criterion pairs")
+    print(f"evolution wins >= 80% of seeds in {sum(verdicts)} of {len(verdicts)} target/criterion pairs "
+          f"({sum(sooner)} with ties broken by evaluations needed)")
     path = Path(args.plot)
     plot(curves, list(chosen), criteria, path,
          f"surrogate {args.score}, pop {args.population}, tournament {args.tournament}, {args.mutation} mutation, "

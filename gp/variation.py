@@ -102,17 +102,25 @@ STEPS = {"paper": paper_step, "point": point_step, "mixed": mixed_step}
 
 
 def mutate(genome: Genome, rng: np.random.Generator, space: SearchSpace = PAPER, *, active: bool = True,
-           step: str = "paper") -> Genome:
+           step: str = "paper", repeat: float = 0.0) -> Genome:
     """Mutate ``genome`` by ``step`` (:data:`STEPS`; ``"paper"``: the paper's node re-draw).
 
     ``active=True`` repeats the step, keeping every change, until the live graph differs from the
     parent's (at most :data:`MAX_NEUTRAL` steps), so that no evaluation is spent on a clone.
+    ``repeat`` in [0, 1): after that first mutation, another one follows with this probability,
+    and so on (a geometric number of mutations, mean 1 / (1 - repeat)): an occasional larger
+    jump out of a local optimum, while most children stay one step from their parent.
     """
     if step not in STEPS:
         raise ValueError(f"unknown mutation step {step!r}; valid: {', '.join(STEPS)}")
+    if not 0.0 <= repeat < 1.0:
+        raise ValueError(f"repeat must be in [0, 1), got {repeat}")
     child = genome
-    for _ in range(MAX_NEUTRAL if active else 1):
-        child = STEPS[step](child, rng, space)
-        if child.key != genome.key:
-            break
-    return child
+    while True:
+        start = child
+        for _ in range(MAX_NEUTRAL if active else 1):
+            child = STEPS[step](child, rng, space)
+            if child.key != start.key:
+                break
+        if not (repeat and rng.random() < repeat):
+            return child

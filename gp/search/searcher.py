@@ -39,6 +39,7 @@ Fingerprint = Callable[[Genome], str]
 MAX_DRAWS = 1000  # proposals per ask() before giving up on finding a new function
 MAX_ATTEMPTS = 2  # evaluations of a layer whose outcome was transient
 TRANSIENT_STAGES = frozenset({"budget", "error", "worker"})
+FLAT_TOURNAMENT = ("random", "mutate")  # what an ask does when every tournament member scores the same
 
 
 class SearchExhausted(RuntimeError):
@@ -274,7 +275,17 @@ class Evolution(Searcher):
     but never win). Until the window is full, asks are random genomes (after the zoo layers named
     in ``seed_layers``); afterwards each ask draws ``tournament_size`` window members, picks a
     winner (``criterion``: ``"pareto"`` — a random member of their Pareto front — or
-    ``"average"``), and returns a mutation of it that changes its live graph.
+    ``"average"``), and returns a mutation of it that changes its live graph (``mutation``: the
+    step; ``mutation_repeat``: probability of each further step, see :func:`gp.variation.mutate`).
+
+    A tournament whose members all score the same (every objective equal: typically all at a
+    clipped floor) carries no information; mutating an arbitrary member of it is a local random
+    walk that explores less than a fresh draw. With ``flat_tournament="random"`` (the default)
+    such an ask is answered with a random genome, so evolution is random search where the
+    fitness is flat and selects where it is not; ``"mutate"`` mutates a member as the paper does.
+    ``require_x=True`` draws every random genome (founders, immigrants, flat-tournament draws)
+    among graphs whose output reads ``x``; six in ten of the paper's random graphs do not, and
+    the static probe rejects every one of them.
 
     Genomes are kept at ``space.max_nodes`` nodes (random ones padded with dead nodes), so that
     any graph of the space stays reachable from every lineage (see :mod:`gp.variation`).
@@ -284,7 +295,8 @@ class Evolution(Searcher):
 
     def __init__(self, population_size: int = 100, tournament_size: int = 25, criterion: str = "pareto", *,
                  seed_layers: Sequence[str] = (), window_rejected: bool = False, mutation: str = "point",
-                 immigration: float = 0.0, **kwargs) -> None:
+                 mutation_repeat: float = 0.0, immigration: float = 0.0, flat_tournament: str = "random",
+                 require_x: bool = False, **kwargs) -> None:
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
         if not 1 <= tournament_size <= population_size:
@@ -300,9 +312,16 @@ class Evolution(Searcher):
         if mutation not in STEPS:
             raise ValueError(f"unknown mutation {mutation!r}; valid: {', '.join(STEPS)}")
         self.mutation = mutation
+        if not 0.0 <= mutation_repeat < 1.0:
+            raise ValueError(f"mutation_repeat must be in [0, 1), got {mutation_repeat}")
+        self.mutation_repeat = mutation_repeat
+        self.require_x = require_x
         if not 0.0 <= immigration < 1.0:
             raise ValueError(f"immigration must be in [0, 1), got {immigration}")
         self.immigration = immigration
+        if flat_tournament not in FLAT_TOURNAMENT:
+            raise ValueError(f"unknown flat_tournament {flat_tournament!r}; valid: {', '.join(FLAT_TOURNAMENT)}")
+        self.flat_tournament = flat_tournament
         self.window: deque[int] = deque(maxlen=population_size)
         self._seeded = 0  # zoo seed layers proposed
 
@@ -310,7 +329,8 @@ class Evolution(Searcher):
         return {"population_size": self.population_size, "tournament_size": self.tournament_size,
                 "criterion": self.criterion, "seed_layers": list(self.seed_layers),
                 "window_rejected": self.window_rejected, "mutation": self.mutation,
-                "immigration": self.immigration}
+                "mutation_repeat": self.mutation_repeat, "require_x": self.require_x,
+                "immigration": self.immigration, "flat_tournament": self.flat_tournament}
 
     def state(self) -> dict:
         return super().state() | {"seeded": self._seeded}
@@ -321,7 +341,12 @@ class Evolution(Searcher):
             self.window.append(record.ordinal)
 
     def _random(self) -> Genome:
-        return pad(random_genome(self.rng, self.space), self.space.max_nodes, self.rng, self.space)
+        genome = random_genome(self.rng, self.space)
+        for _ in range(self.max_draws):
+            if genome.reads_x or not self.require_x:
+                break
+            genome = random_genome(self.rng, self.space)
+        return pad(genome, self.space.max_nodes, self.rng, self.space)
 
     def _propose(self) -> tuple[Genome, str | None]:
         founders = sum(1 for _, parent, _ in self.pending.values() if parent is None)
@@ -339,6 +364,8 @@ class Evolution(Searcher):
         if not eligible:
             return self._random(), None
         scores = np.array([self.history[m].objectives for m in eligible], dtype=float)
+        if self.flat_tournament == "random" and len(eligible) > 1 and (scores == scores[0]).all():
+            return self._random(), None
         winner = self.history[eligible[CRITERIA[self.criterion](scores, self.rng)]]
         parent = pad(Genome.parse(winner.genome), self.space.max_nodes, self.rng, self.space)
-        return mutate(parent, self.rng, self.space, step=self.mutation), winner.key
+        return mutate(parent, self.rng, self.space, step=self.mutation, repeat=self.mutation_repeat), winner.key

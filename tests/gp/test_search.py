@@ -139,13 +139,43 @@ def test_rejected_candidates_take_window_slots_only_when_asked():
 
 
 def test_immigrants_are_random_genomes_after_the_initial_phase(surrogate):
-    ev = Evolution(10, 3, seed=2, immigration=0.5)
+    ev = Evolution(10, 3, seed=2, immigration=0.5, flat_tournament="mutate")
     ev.run(surrogate, 80)
     late = ev.history[40:]
     assert any(r.parent is None for r in late) and any(r.parent is not None for r in late)
-    assert all(r.parent is not None for r in Evolution(10, 3, seed=2).run(surrogate, 80)[40:])
+    plain = Evolution(10, 3, seed=2, flat_tournament="mutate")
+    assert all(r.parent is not None for r in plain.run(surrogate, 80)[40:])
     with pytest.raises(ValueError, match="immigration must be in"):
         Evolution(10, 3, immigration=1.0)
+
+
+def test_a_flat_tournament_asks_a_random_genome_unless_told_to_mutate():
+    def flat(genome):
+        return (0.0, 0.0)
+
+    def graded(genome):
+        return (len(str(genome)) / 1000, 0.5)
+
+    for fitness, expect_mutants in ((flat, False), (graded, True)):
+        ev = Evolution(10, 3, seed=3)
+        ev.run(fitness, 40)
+        assert any(r.parent is not None for r in ev.history[10:]) == expect_mutants
+    paper = Evolution(10, 3, seed=3, flat_tournament="mutate")
+    paper.run(flat, 40)
+    assert all(r.parent is not None for r in paper.history[10:])
+    assert Evolution.from_state(paper.state()).flat_tournament == "mutate"
+    with pytest.raises(ValueError, match="unknown flat_tournament 'greedy'"):
+        Evolution(10, 3, flat_tournament="greedy")
+
+
+def test_require_x_draws_random_genomes_that_read_x(surrogate):
+    free, strict = Evolution(10, 3, seed=4), Evolution(10, 3, seed=4, require_x=True)
+    free.run(surrogate, 40)
+    strict.run(surrogate, 40)
+    founders = [Genome.parse(r.genome) for r in strict.history if r.parent is None]
+    assert founders and all(g.reads_x for g in founders)
+    assert not all(Genome.parse(r.genome).reads_x for r in free.history if r.parent is None)
+    assert Evolution.from_state(strict.state()).require_x
 
 
 def test_redraws_per_ask_are_bounded_and_counted():

@@ -114,3 +114,20 @@ def test_batch_independent_space_never_draws_batch_ops():
 def test_space_size_limit_applies():
     rng = np.random.default_rng(0)
     assert all(len(random_genome(rng, SearchSpace(max_nodes=3)).nodes) <= 3 for _ in range(50))
+
+
+def test_repeated_mutation_takes_a_geometric_number_of_steps():
+    def changed_nodes(parent, child):
+        return sum(a != b for a, b in zip(parent.nodes, child.nodes, strict=True))
+
+    rng = np.random.default_rng(0)
+    parent = pad(zoo.get("evonorm_b0"), 10, rng)
+    single = [changed_nodes(parent, mutate(parent, rng, step="point")) for _ in range(300)]
+    repeated = [changed_nodes(parent, mutate(parent, rng, step="point", repeat=0.5)) for _ in range(300)]
+    assert np.median(single) == 1  # one active step (neutral steps on dead nodes may precede it)
+    assert np.mean(repeated) > np.mean(single) + 0.5  # mean 2 steps against 1
+    assert sum(n >= 4 for n in repeated) > 5  # the tail of the geometric draw
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    assert mutate(parent, a, step="point") == mutate(parent, b, step="point", repeat=0.0)
+    with pytest.raises(ValueError, match="repeat must be in"):
+        mutate(parent, rng, repeat=1.0)
