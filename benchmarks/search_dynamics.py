@@ -73,7 +73,7 @@ def run_one(job: tuple) -> tuple[tuple, list[float], int]:
         search = Evolution(args["population"], args["tournament"], criterion, seed=seed, mutation=args["mutation"],
                            window_rejected=args["window_rejected"], immigration=args.get("immigration", 0.0),
                            flat_tournament=args.get("flat_tournament", "random"),
-                           mutation_repeat=args.get("mutation_repeat", 0.0), require_x=args.get("require_x", False))
+                           mutation_repeat=args.get("mutation_repeat", 0.5), require_x=args.get("require_x", True))
     search.run(fitness, args["budget"])
     # surrogate scores are >= 0: before the first passing layer the best so far counts as 0
     curve = np.nan_to_num(best_so_far(search.history)[1], nan=0.0).tolist()
@@ -144,10 +144,10 @@ def main() -> None:
                     help="share of asks answered with a fresh random genome (default %(default)s)")
     ap.add_argument("--flat-tournament", choices=["random", "mutate"], default="random",
                     help="what evolution does when a tournament's members all score the same (default %(default)s)")
-    ap.add_argument("--mutation-repeat", type=float, default=0.0,
+    ap.add_argument("--mutation-repeat", type=float, default=0.5,
                     help="probability of each further mutation step (default %(default)s)")
-    ap.add_argument("--require-x", action="store_true",
-                    help="evolution draws its random genomes among graphs that read x")
+    ap.add_argument("--require-x", action=argparse.BooleanOptionalAction, default=True,
+                    help="evolution draws its random genomes among graphs that read x (default %(default)s)")
     ap.add_argument("--first-seed", type=int, default=0, help="seeds run from here (default %(default)s)")
     ap.add_argument("--target-seed", type=int, default=12345,
                     help="seed drawing the random targets (default %(default)s)")

@@ -87,6 +87,9 @@ class SearchConfig:
     seed_layers: tuple[str, ...] = ()  # zoo layers placed in the initial population
     mutation: str = "point"  # paper | point | mixed: the mutation step (gp.variation.STEPS)
     window_rejected: bool = False  # True: rejected candidates also take window slots (they never win)
+    mutation_repeat: float = 0.5  # probability of each further mutation step (a geometric number, mean 2)
+    flat_tournament: str = "random"  # random | mutate: the ask when every tournament member scores the same
+    require_x: bool = True  # evolution's random genomes are drawn among graphs that read x
     batch_stats: bool = True  # False: the batch-independent ("S") search space
     max_nodes: int = 10  # intermediate nodes of random graphs (paper: 10)
     budget: int = 1000  # finished evaluations, duplicates excluded
@@ -240,6 +243,10 @@ def _check_search(cfg: SearchConfig) -> None:
                           f"({cfg.population_size})")
     if cfg.mutation not in STEPS:
         raise ConfigError(f"search.mutation must be one of {', '.join(STEPS)}, got {cfg.mutation!r}")
+    if not 0.0 <= cfg.mutation_repeat < 1.0:
+        raise ConfigError(f"search.mutation_repeat must be in [0, 1), got {cfg.mutation_repeat!r}")
+    if cfg.flat_tournament not in ("random", "mutate"):
+        raise ConfigError(f"search.flat_tournament must be random or mutate, got {cfg.flat_tournament!r}")
     for name in cfg.seed_layers:
         if name not in zoo.names():
             raise ConfigError(f"search.seed_layers: {name!r} is not a zoo layer; known: {', '.join(zoo.names())}")

@@ -55,7 +55,9 @@ def make_searcher(cfg: SearchConfig) -> Searcher:
     space = SearchSpace(batch_stats=cfg.batch_stats, max_nodes=cfg.max_nodes)
     if cfg.algorithm == "evolution":
         return Evolution(cfg.population_size, cfg.tournament_size, cfg.criterion, seed_layers=cfg.seed_layers,
-                         mutation=cfg.mutation, window_rejected=cfg.window_rejected, seed=cfg.seed, space=space)
+                         mutation=cfg.mutation, window_rejected=cfg.window_rejected,
+                         mutation_repeat=cfg.mutation_repeat, flat_tournament=cfg.flat_tournament,
+                         require_x=cfg.require_x, seed=cfg.seed, space=space)
     if cfg.algorithm == "random":
         return RandomSearch(seed=cfg.seed, space=space)
     raise ConfigError(f"unknown algorithm {cfg.algorithm!r}; valid: {', '.join(ALGORITHMS)}")

@@ -295,8 +295,8 @@ class Evolution(Searcher):
 
     def __init__(self, population_size: int = 100, tournament_size: int = 25, criterion: str = "pareto", *,
                  seed_layers: Sequence[str] = (), window_rejected: bool = False, mutation: str = "point",
-                 mutation_repeat: float = 0.0, immigration: float = 0.0, flat_tournament: str = "random",
-                 require_x: bool = False, **kwargs) -> None:
+                 mutation_repeat: float = 0.5, immigration: float = 0.0, flat_tournament: str = "random",
+                 require_x: bool = True, **kwargs) -> None:
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
         if not 1 <= tournament_size <= population_size:

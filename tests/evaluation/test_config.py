@@ -61,6 +61,8 @@ def test_a_bad_value_is_named_with_what_is_valid(key, value, fragment):
     ("[search]\nseed_layers = ['bn_rleu']\n", "'bn_rleu' is not a zoo layer"),
     ("[search]\nexecutor = 'dask'\n", "search.executor must be one of serial, process, ray, got 'dask'"),
     ("[search]\nworkers = 2\n", "search.workers must be 1 with the serial executor, got 2"),
+    ("[search]\nmutation_repeat = 1.0\n", "search.mutation_repeat must be in [0, 1), got 1.0"),
+    ("[search]\nflat_tournament = 'greedy'\n", "search.flat_tournament must be random or mutate, got 'greedy'"),
 ])
 def test_a_bad_file_is_refused_when_loaded(tmp_path, text, fragment):
     path = tmp_path / "bad.toml"

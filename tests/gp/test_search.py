@@ -169,7 +169,7 @@ def test_a_flat_tournament_asks_a_random_genome_unless_told_to_mutate():
 
 
 def test_require_x_draws_random_genomes_that_read_x(surrogate):
-    free, strict = Evolution(10, 3, seed=4), Evolution(10, 3, seed=4, require_x=True)
+    free, strict = Evolution(10, 3, seed=4, require_x=False), Evolution(10, 3, seed=4)
     free.run(surrogate, 40)
     strict.run(surrogate, 40)
     founders = [Genome.parse(r.genome) for r in strict.history if r.parent is None]
