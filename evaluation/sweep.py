@@ -61,7 +61,8 @@ def table(points: list[SweepPoint]) -> str:
     head = f"{'batch':>5} {'steps':>6} {'lr':>8}  " + "  ".join(f"{label[:15]:>15}" for label in labels)
     lines = [head]
     for p in points:
-        cells = "  ".join(f"{r.mean:>7.3f} ± {r.sd:<5.3f}" for r in p.rows)
+        cells = "  ".join(f"{r.mean:>7.3f} ± {r.sd:<5.3f}" + (f" ({len(r.failures)} diverged)" if r.failures else "")
+                          for r in p.rows)
         lines.append(f"{p.batch_size:>5} {p.steps:>6} {p.lr:>8.4f}  {cells}")
     return "\n".join(lines)
 

@@ -74,13 +74,21 @@ class Row:
     failures: tuple[str, ...] = ()
 
     @property
+    def trained(self) -> list[float]:
+        """Accuracies of the seeds that trained (a diverged seed is NaN, its reason in ``failures``)."""
+        return [a for a in self.accuracies if math.isfinite(a)]
+
+    @property
     def mean(self) -> float:
-        return statistics.mean(self.accuracies)
+        """Mean over the seeds that trained; NaN when none did."""
+        return statistics.mean(self.trained) if self.trained else math.nan
 
     @property
     def sd(self) -> float:
-        """Sample standard deviation over seeds (0 for one seed)."""
-        return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+        """Sample standard deviation over the seeds that trained (0 for one; NaN for none), as
+        tracking logs ``acc.sd``. (``statistics.stdev`` raises on a NaN, so diverged seeds must go.)"""
+        trained = self.trained
+        return statistics.stdev(trained) if len(trained) > 1 else (0.0 if trained else math.nan)
 
 
 def from_eval_config(cfg: EvalConfig, *, model: str, **changes) -> TransferConfig:

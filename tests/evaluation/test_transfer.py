@@ -99,3 +99,17 @@ def test_test_split_only_when_asked(tiny_folder):
     rows = transfer.run_transfer([], cfg, data=data)
     assert [r.label for r in rows] == ["bn_relu"] and len(rows[0].accuracies) == 1
     assert "test accuracy" in transfer.table(rows, cfg)
+
+
+def test_a_diverged_seed_is_left_out_of_mean_and_sd_and_the_tables_still_print():
+    import math
+
+    from evaluation import sweep
+
+    row = transfer.Row("bn_relu", str(zoo.get("bn_relu")), True, (math.nan, 0.30, 0.34), 10, 0.1, 9,
+                       ("seed 0: non-finite loss",))
+    assert row.mean == pytest.approx(0.32) and row.sd == pytest.approx(0.0283, abs=1e-4)
+    none = transfer.Row("bn_relu", str(zoo.get("bn_relu")), True, (math.nan,), 10, 0.1, 9, ("seed 0: nan",))
+    assert math.isnan(none.mean) and math.isnan(none.sd)
+    assert "diverged: seed 0: non-finite loss" in transfer.table([row], transfer.TransferConfig(seeds=3))
+    assert "(1 diverged)" in sweep.table([sweep.SweepPoint(2, 100, 0.01, (row, none))])
