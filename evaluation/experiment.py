@@ -106,13 +106,7 @@ class Experiment:
     def exists(out: Path) -> bool:
         """Whether ``out`` holds a search (to resume rather than create): a log with at least its
         first event complete (a driver killed while writing it leaves none), or an old checkpoint."""
-        if (Path(out) / CHECKPOINT).exists():
-            return True
-        try:
-            with open(Path(out) / EVENTS, "rb") as f:
-                return b"\n" in f.read(1 << 20)
-        except FileNotFoundError:
-            return False
+        return (Path(out) / CHECKPOINT).exists() or _has_log(Path(out))
 
     @classmethod
     def create(cls, out: Path, eval_cfg: EvalConfig, search_cfg: SearchConfig, *,
@@ -142,7 +136,7 @@ class Experiment:
             raise FileNotFoundError(f"no search to resume in {out}: neither {EVENTS} nor {CHECKPOINT} is there")
         lock = DirectoryLock(out)
         try:
-            if not (out / EVENTS).exists():
+            if not _has_log(out):
                 _convert_checkpoint(out)
             log, events = ev.EventLog.open(out / EVENTS)
         except BaseException:
@@ -352,6 +346,15 @@ def apply_changes(eval_cfg: EvalConfig, search_cfg: SearchConfig, options: dict,
             and changes.get("search.workers") is None:
         search_cfg = dataclasses.replace(search_cfg, workers=1)
     return eval_cfg, cfgmod.validate(search_cfg), options
+
+
+def _has_log(out: Path) -> bool:
+    """Whether ``out`` has an event log with at least its first event complete."""
+    try:
+        with open(out / EVENTS, "rb") as f:
+            return b"\n" in f.read(1 << 20)
+    except FileNotFoundError:
+        return False
 
 
 def _stderr(text: str) -> None:
