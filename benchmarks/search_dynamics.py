@@ -68,7 +68,7 @@ def run_one(job: tuple) -> tuple[tuple, list[float], int]:
     target_name, genome_text, algorithm, criterion, seed, args = job
     fitness = Surrogate(Genome.parse(genome_text), score=args["score"])
     if algorithm == "random":
-        search = RandomSearch(seed=seed)
+        search = RandomSearch(seed=seed, require_x=args.get("random_require_x", False))
     else:
         search = Evolution(args["population"], args["tournament"], criterion, seed=seed, mutation=args["mutation"],
                            window_rejected=args["window_rejected"], immigration=args.get("immigration", 0.0),
@@ -148,6 +148,8 @@ def main() -> None:
                     help="probability of each further mutation step (default %(default)s)")
     ap.add_argument("--require-x", action=argparse.BooleanOptionalAction, default=True,
                     help="evolution draws its random genomes among graphs that read x (default %(default)s)")
+    ap.add_argument("--random-require-x", action="store_true",
+                    help="the baseline draws only graphs that read x too (a stronger baseline than the paper's)")
     ap.add_argument("--first-seed", type=int, default=0, help="seeds run from here (default %(default)s)")
     ap.add_argument("--target-seed", type=int, default=12345,
                     help="seed drawing the random targets (default %(default)s)")
@@ -159,7 +161,8 @@ def main() -> None:
     settings = {"score": args.score, "budget": args.budget, "population": args.population,
                 "tournament": args.tournament, "mutation": args.mutation, "window_rejected": args.window_rejected,
                 "immigration": args.immigration, "flat_tournament": args.flat_tournament,
-                "mutation_repeat": args.mutation_repeat, "require_x": args.require_x}
+                "mutation_repeat": args.mutation_repeat, "require_x": args.require_x,
+                "random_require_x": args.random_require_x}
     print(f"surrogate {args.score}; budget {args.budget}; {args.seeds} seeds; population {args.population}, "
           f"tournament {args.tournament}, mutation {args.mutation}, window_rejected {args.window_rejected}, "
           f"immigration {args.immigration}, mutation_repeat {args.mutation_repeat}, "

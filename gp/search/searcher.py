@@ -63,6 +63,17 @@ def _as_signature(fp: str) -> np.ndarray:
         return np.frombuffer(hashlib.sha256(fp.encode()).digest(), dtype=np.uint8).astype(np.float64) + 1000
 
 
+def _random_genome(rng: np.random.Generator, space: SearchSpace, require_x: bool, tries: int) -> Genome:
+    """A random graph of the paper's generator; with ``require_x``, the first of up to ``tries``
+    draws whose output reads x."""
+    genome = random_genome(rng, space)
+    for _ in range(tries):
+        if genome.reads_x or not require_x:
+            break
+        genome = random_genome(rng, space)
+    return genome
+
+
 class Searcher:
     """Shared machinery: history, duplicate detection, tell, state. Subclasses :meth:`_propose`."""
 
@@ -235,8 +246,10 @@ class Searcher:
     @staticmethod
     def from_state(state: dict, *, fingerprint: Fingerprint | None = functional_fingerprint) -> Searcher:
         cls = {"evolution": Evolution, "random": RandomSearch}[state["kind"]]
-        searcher = cls(seed=state["seed"], space=SearchSpace(**state["space"]), fingerprint=fingerprint,
-                       **state["params"])
+        params = dict(state["params"])
+        if cls is Evolution:  # written before these options existed: replay the behaviour it ran with
+            params = {"mutation_repeat": 0.0, "flat_tournament": "mutate", "require_x": False} | params
+        searcher = cls(seed=state["seed"], space=SearchSpace(**state["space"]), fingerprint=fingerprint, **params)
         searcher.rng.bit_generator.state = state["rng"]
         if isinstance(searcher, Evolution):
             searcher._seeded = state.get("seeded", 0)
@@ -258,12 +271,20 @@ class Searcher:
 
 
 class RandomSearch(Searcher):
-    """Random genomes of the space, the paper's baseline (its Figure 10)."""
+    """Random genomes of the space, the paper's baseline (its Figure 10). ``require_x=True``
+    draws only graphs whose output reads ``x`` (a stronger baseline than the paper's)."""
 
     kind = "random"
 
+    def __init__(self, *, require_x: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.require_x = require_x
+
+    def _params(self) -> dict:
+        return {"require_x": True} if self.require_x else {}
+
     def _propose(self) -> tuple[Genome, str | None]:
-        return random_genome(self.rng, self.space), None
+        return _random_genome(self.rng, self.space, self.require_x, self.max_draws), None
 
 
 class Evolution(Searcher):
@@ -341,11 +362,7 @@ class Evolution(Searcher):
             self.window.append(record.ordinal)
 
     def _random(self) -> Genome:
-        genome = random_genome(self.rng, self.space)
-        for _ in range(self.max_draws):
-            if genome.reads_x or not self.require_x:
-                break
-            genome = random_genome(self.rng, self.space)
+        genome = _random_genome(self.rng, self.space, self.require_x, self.max_draws)
         return pad(genome, self.space.max_nodes, self.rng, self.space)
 
     def _propose(self) -> tuple[Genome, str | None]:

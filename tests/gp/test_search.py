@@ -176,6 +176,20 @@ def test_require_x_draws_random_genomes_that_read_x(surrogate):
     assert founders and all(g.reads_x for g in founders)
     assert not all(Genome.parse(r.genome).reads_x for r in free.history if r.parent is None)
     assert Evolution.from_state(strict.state()).require_x
+    baseline = RandomSearch(seed=4, require_x=True)
+    baseline.run(surrogate, 20)
+    assert all(Genome.parse(r.genome).reads_x for r in baseline.history)
+    assert Searcher.from_state(baseline.state()).require_x
+
+
+def test_a_state_written_before_the_new_options_replays_as_it_ran(surrogate):
+    ev = Evolution(10, 3, seed=5)
+    ev.run(surrogate, 15)
+    state = ev.state()
+    for key in ("mutation_repeat", "flat_tournament", "require_x"):
+        del state["params"][key]
+    old = Evolution.from_state(state)
+    assert (old.mutation_repeat, old.flat_tournament, old.require_x) == (0.0, "mutate", False)
 
 
 def test_redraws_per_ask_are_bounded_and_counted():
