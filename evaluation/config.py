@@ -236,6 +236,7 @@ def validate(config):
 
 def _check_search(cfg: SearchConfig) -> None:
     from gp import zoo
+    from gp.search.searcher import FLAT_TOURNAMENT
     from gp.variation import STEPS
 
     if cfg.tournament_size > cfg.population_size:
@@ -245,8 +246,9 @@ def _check_search(cfg: SearchConfig) -> None:
         raise ConfigError(f"search.mutation must be one of {', '.join(STEPS)}, got {cfg.mutation!r}")
     if not 0.0 <= cfg.mutation_repeat < 1.0:
         raise ConfigError(f"search.mutation_repeat must be in [0, 1), got {cfg.mutation_repeat!r}")
-    if cfg.flat_tournament not in ("random", "mutate"):
-        raise ConfigError(f"search.flat_tournament must be random or mutate, got {cfg.flat_tournament!r}")
+    if cfg.flat_tournament not in FLAT_TOURNAMENT:
+        raise ConfigError(f"search.flat_tournament must be {' or '.join(FLAT_TOURNAMENT)}, "
+                          f"got {cfg.flat_tournament!r}")
     for name in cfg.seed_layers:
         if name not in zoo.names():
             raise ConfigError(f"search.seed_layers: {name!r} is not a zoo layer; known: {', '.join(zoo.names())}")
