@@ -8,6 +8,20 @@ Every search is an ordinary checkpointed search under ``--out`` (``OUT/random-s0
 resumes the unfinished ones and skips the finished. Searches run seed by seed, random then
 evolution, so a cut-short run still compares equal numbers of seeds. Writes the plot and the
 curves (JSON) to ``--plot``.
+
+Two baselines come from one random search. The paper's random search draws graphs of the
+generator as they come; six in ten ignore x and cost nothing (rejected before any training). The
+candidates of that search whose output reads x, in order, are a random search that draws only
+such graphs (the draws are independent), i.e. the stronger baseline evolution's founders use.
+``--random-budget`` (default 2.5 x ``--budget``) lets the random search run long enough to give
+``--budget`` such candidates. A search with no passing layer yet scores chance (0.1).
+
+The searches can be shared between processes (``--only random-s0,evolution-s1``; each process
+resumes or skips what is done), then one run without ``--only`` gathers and plots them all:
+
+    OMP_NUM_THREADS=1 python scripts/figure10.py ... --only evolution-s0,random-s1 &
+    OMP_NUM_THREADS=1 python scripts/figure10.py ... --only random-s0,evolution-s1 &
+    wait; python scripts/figure10.py ...
 """
 
 from __future__ import annotations
@@ -24,14 +38,67 @@ from evaluation import config as cfgmod
 from evaluation.evaluate import Evaluator
 from evaluation.experiment import Experiment, summary
 from gp import zoo
+from gp.genome import Genome
 from gp.search import SerialExecutor
 
+CHANCE = 0.1
+"""What a search scores before any of its candidates has passed: chance accuracy on 10 classes."""
 
-def run_search(out: Path, eval_cfg, search_cfg, evaluator) -> Experiment:
+CURVES = ("evolution", "random", "random reading x")
+
+
+def run_search(out: Path, eval_cfg, search_cfg, evaluator, run: bool) -> Experiment | None:
+    """The search under ``out``: created, resumed or (finished) only read; ``None`` when it does
+    not exist and ``run`` is false."""
+    if not Experiment.exists(out) and not run:
+        return None
     exp = Experiment.resume(out) if Experiment.exists(out) else Experiment.create(out, eval_cfg, search_cfg)
-    if exp.searcher.evaluated < search_cfg.budget:
+    if run and exp.searcher.evaluated < search_cfg.budget:
         exp.run(SerialExecutor(evaluator))
     return exp
+
+
+def curve(records, budget: int) -> list[float]:
+    """Best mean accuracy after each of the first ``budget`` evaluations (chance until one passes)."""
+    best = best_so_far(records)[1][:budget]
+    return np.nan_to_num(best, nan=CHANCE).tolist()
+
+
+def reading_x(records) -> list:
+    """The evaluated candidates whose output reads x, in order: a random search that draws only
+    graphs reading x (see the module's docstring)."""
+    return [r for r in records if r.evaluated and Genome.parse(r.genome).reads_x]
+
+
+def reference_level(evaluator: Evaluator, reference: str, out: Path) -> float | None:
+    """The reference layer's mean accuracy under the preset, measured once per ``out``."""
+    path = out / f"{reference}.json"
+    if path.exists():
+        return json.loads(path.read_text())["level"]
+    result = evaluator(zoo.get(reference))
+    level = float(np.mean(list(result.accuracies.values()))) if result.objectives else None
+    print(f"{reference}: {result.status} {result.accuracies}", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"level": level, "status": result.status, "accuracies": result.accuracies}))
+    return level
+
+
+def compare(curves: dict[str, list[list[float]]], budget: int) -> list[str]:
+    """Per-seed final bests and wins/ties/losses of evolution against each random baseline."""
+    lines = []
+    evo = [c[budget - 1] for c in curves.get("evolution", []) if len(c) >= budget]
+    for name in CURVES:
+        finals = [c[budget - 1] for c in curves.get(name, []) if len(c) >= budget]
+        incomplete = len(curves.get(name, [])) - len(finals)
+        lines.append(f"{name}: best after {budget} evaluations per seed " + ", ".join(f"{f:.3f}" for f in finals)
+                     + (f" (mean {np.mean(finals):.3f})" if finals else "")
+                     + (f"; {incomplete} search(es) short of {budget}" if incomplete else ""))
+        if name != "evolution" and evo and finals:
+            n = min(len(evo), len(finals))
+            w = sum(e > r for e, r in zip(evo[:n], finals[:n], strict=True))
+            t = sum(e == r for e, r in zip(evo[:n], finals[:n], strict=True))
+            lines.append(f"  evolution against {name}, seed by seed: {w} wins, {t} ties, {n - w - t} losses")
+    return lines
 
 
 def plot(curves: dict[str, list[list[float]]], bn_relu: float | None, path: Path, title: str) -> None:
@@ -41,7 +108,7 @@ def plot(curves: dict[str, list[list[float]]], bn_relu: float | None, path: Path
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for algorithm, color in (("random", "grey"), ("evolution", "C0")):
+    for algorithm, color in zip(CURVES, ("C0", "grey", "C1"), strict=True):
         runs = curves.get(algorithm, [])
         if not runs:
             continue
@@ -66,7 +133,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="cifar10", help="data source (offline: ../shared/data/cifar10)")
     ap.add_argument("--preset", default="fast", help="evaluation preset (default %(default)s)")
-    ap.add_argument("--budget", type=int, default=40, help="evaluations per search (default %(default)s)")
+    ap.add_argument("--budget", type=int, default=40, help="evaluations compared (default %(default)s)")
+    ap.add_argument("--random-budget", type=int, help="evaluations of each random search (default 2.5 x --budget)")
+    ap.add_argument("--only", help="run only these searches, e.g. random-s0,evolution-s2 (others are read if done)")
     ap.add_argument("--seeds", type=int, default=3, help="searches per algorithm (default %(default)s)")
     ap.add_argument("--population", type=int, default=8, help="evolution's window (default %(default)s)")
     ap.add_argument("--tournament", type=int, default=3, help="tournament size (default %(default)s)")
@@ -76,34 +145,45 @@ def main() -> None:
     ap.add_argument("--plot", default="docs/figure10-cifar.png", help="plot path (default %(default)s)")
     args = ap.parse_args()
 
+    random_budget = args.random_budget or int(2.5 * args.budget)
+    only = set(args.only.split(",")) if args.only else None
+    out = Path(args.out)
     eval_cfg = cfgmod.override(cfgmod.load(args.preset), **{"data.source": args.data})
     evaluator = Evaluator(eval_cfg)  # the data is loaded once for every search
     reference = "gn_relu" if args.batch_independent else "bn_relu"
-    ref_result = evaluator(zoo.get(reference))
-    ref_level = float(np.mean(list(ref_result.accuracies.values()))) if ref_result.objectives else None
-    print(f"{reference} under {args.preset}: {ref_result.status} {ref_result.accuracies}", flush=True)
+    ref_level = None if only else reference_level(evaluator, reference, out)
     curves: dict[str, list[list[float]]] = {}
     best: dict[str, list[tuple[float, str]]] = {}
     for seed in range(args.seeds):
         for algorithm in ("random", "evolution"):
+            name = f"{algorithm}-s{seed}"
             search_cfg = dataclasses.replace(
-                cfgmod.load_search(args.preset), algorithm=algorithm, criterion=args.criterion, budget=args.budget,
-                seed=seed, population_size=args.population, tournament_size=args.tournament, seed_layers=(),
+                cfgmod.load_search(args.preset), algorithm=algorithm, criterion=args.criterion,
+                budget=random_budget if algorithm == "random" else args.budget, seed=seed,
+                population_size=args.population, tournament_size=args.tournament, seed_layers=(),
                 batch_stats=not args.batch_independent)
-            exp = run_search(Path(args.out) / f"{algorithm}-s{seed}", eval_cfg, search_cfg, evaluator)
+            exp = run_search(out / name, eval_cfg, search_cfg, evaluator, run=only is None or name in only)
+            if exp is None or only:
+                continue
             print(summary(exp, top=3), "\n", flush=True)
-            curves.setdefault(algorithm, []).append(best_so_far(exp.searcher.history)[1].tolist())
+            records = exp.searcher.history
+            curves.setdefault(algorithm, []).append(curve(records, args.budget))
+            if algorithm == "random":
+                curves.setdefault("random reading x", []).append(curve(reading_x(records), args.budget))
             top = exp.searcher.best(1)
             best.setdefault(algorithm, []).append((top[0].mean, top[0].genome) if top else (float("nan"), ""))
+    if only:
+        return
     plot(curves, ref_level, Path(args.plot), f"CIFAR-10, preset {args.preset}, budget {args.budget}, "
          f"{args.seeds} seeds, {'batch-independent space' if args.batch_independent else 'full space'}")
+    lines = compare(curves, args.budget)
     Path(args.plot).with_suffix(".json").write_text(json.dumps(
-        {"preset": args.preset, "reference": reference, "reference_level": ref_level, "curves": curves,
-         "best": best}, indent=1))
+        {"preset": args.preset, "reference": reference, "reference_level": ref_level, "budget": args.budget,
+         "random_budget": random_budget, "curves": curves, "best": best, "comparison": lines}, indent=1))
+    print("\n".join(lines))
     for algorithm, finals in best.items():
-        print(f"{algorithm}: final best per seed " + ", ".join(f"{m:.3f}" for m, _ in finals))
+        print(f"{algorithm}: best layer per seed " + "; ".join(f"{m:.3f} {g}" for m, g in finals))
     print(f"plot: {args.plot}")
-
 
 if __name__ == "__main__":
     main()
