@@ -1,8 +1,13 @@
 """Known layers, each written as a genome of our search space (no hand-written modules).
 
 Notation of ``../shared/DESIGN.md``: s_I = sqrt(s^2_I(x) + eps); the affine comes afterwards.
-EvoNorm-B1's ``x + 1`` is written ``x + v1`` (v1 starts at 1 and is the space's only source of a
-one), and ``sqrt(mu(x^2) + eps)`` is the guarded ``sqrt(sqmean(x))``.
+``sqrt(mu(x^2) + eps)`` is the guarded ``sqrt(sqmean(x))`` (sqrt(max(mu, GUARD_EPS)) instead of
+sqrt(mu + eps): equal wherever mu(x^2) is not tiny).
+
+Deviation, kept so that keys of searches already run stay valid: ``evonorm_b1`` writes the paper's
+``x + 1`` as ``x + v1``, v1 a trainable per-channel vector that starts at 1. It is the paper's layer
+at initialisation and drifts from it as v1 trains. The paper's exact layer, with a fixed one, is
+:data:`EVONORM_B1_PAPER`: ``exp(zero)`` is exactly 1 and has no parameter.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ _EXPRESSIONS = {
     "evonorm_s1": "div(mul(x, sigmoid(x)), std_group(x))",
     "evonorm_s2": "div(mul(x, sigmoid(x)), sqrt(sqmean_group(x)))",
 }
+
+EVONORM_B1_PAPER = Genome.from_expression(
+    "div(x, max(std_batch(x), mul(add(x, exp(zero)), sqrt(sqmean_instance(x)))))")
+"""EvoNorm-B1 exactly as the paper writes it: x / max(s_b(x), (x + 1) * sqrt(mu_inst(x^2) + eps))."""
 
 _GENOMES = {name: Genome.from_expression(text) for name, text in _EXPRESSIONS.items()}
 

@@ -78,13 +78,33 @@ def test_group_count_decrements_until_it_divides():
     assert stats.group_count(1) == 1
 
 
-def test_statistics_are_float32_for_bfloat16_inputs(gen):
-    x = (torch.randn(2, 8, 4, 4, generator=gen) * 0.01 + 300).bfloat16()
-    # a bf16 reduction would see a variance of 0 or noise; float32 recovers the spread of the values
-    ref = torch.sqrt(x.float().var((2, 3), unbiased=False, keepdim=True) + 1e-5)
-    out = stats.std(x, "instance")
-    assert out.dtype == torch.bfloat16
-    assert torch.allclose(out.float(), ref, rtol=1e-2)
+def _bf16_exact(gen) -> torch.Tensor:
+    """Values every one of which bfloat16 holds exactly (even integers 256..286, shifted by 64 per
+    channel), so the input itself loses nothing and any difference comes from the reduction: at
+    this magnitude bfloat16 spaces its values 2 apart, and x^2 (~65,536) 512 apart."""
+    k = 256 + 2 * torch.randperm(16, generator=gen).float().reshape(1, 1, 4, 4)  # (1, 1, H, W)
+    x = k.repeat(2, 3, 1, 1) + 64 * torch.arange(3.0).reshape(1, 3, 1, 1)  # (N, C, H, W)
+    assert torch.equal(x.bfloat16().float(), x)
+    return x.bfloat16()
+
+
+@pytest.mark.parametrize("index_set", ["instance", "batch"])
+def test_statistics_are_float32_for_bfloat16_inputs(index_set, gen):
+    x = _bf16_exact(gen)
+    dims = {"instance": (2, 3), "batch": (0, 2, 3)}[index_set]
+    ref = x.double().var(dims, unbiased=False, keepdim=True)  # the exact answer
+    # the naive bfloat16 reduction, E[x^2] - E[x]^2 with every intermediate in bfloat16, cancels
+    # catastrophically: its variance is 0 or negative where the true one is 85
+    m, m2 = x.mean(dims, keepdim=True), (x * x).mean(dims, keepdim=True)
+    naive = torch.sqrt((m2 - m * m).float().clamp_min(0) + 1e-5)
+    assert m.dtype == torch.bfloat16 and (naive < 1).all()
+    variance = stats.variance(x, index_set)
+    assert variance.dtype == torch.float32
+    torch.testing.assert_close(variance.double(), ref, rtol=1e-6, atol=1e-6)
+    out = stats.std(x, index_set)
+    assert out.dtype == torch.bfloat16  # computed in float32, returned in the input's dtype
+    torch.testing.assert_close(out.float(), torch.sqrt(ref + 1e-5).float(), rtol=2 ** -8, atol=0)
+    assert not torch.allclose(out.float(), naive, rtol=0.5)
 
 
 def test_statistics_broadcast_on_smaller_tensors():

@@ -1,4 +1,5 @@
-"""Each zoo layer against a hand-written reference formula, in train and eval modes."""
+"""Each zoo layer against a reference written from the paper's formula (not from our expressions),
+in train and eval modes."""
 
 import pytest
 import torch
@@ -24,14 +25,16 @@ def _sqrt_sqmean(x, dims):
     return torch.sqrt((x * x).mean(dims, keepdim=True) + EPS)
 
 
-# reference(x, v1, s_b, mu_b) -> graph output; s_b / mu_b are BN's batch or running statistics
+# reference(x, v1, s_b, mu_b) -> graph output; s_b / mu_b are BN's batch or running statistics.
+# v1 is a trainable vector in the paper's B0 and S0 only; B1's one is the number 1.
+PAPER_V1 = {"evonorm_b0", "evonorm_s0"}
 REFERENCES = {
     "bn_relu": lambda x, v1, s_b, mu_b: torch.relu((x - mu_b) / s_b),
     "bn_silu": lambda x, v1, s_b, mu_b: nn.functional.silu((x - mu_b) / s_b),
     "gn_relu": lambda x, v1, s_b, mu_b: torch.relu(
         (x - _group(x, lambda g, d: g.mean(d, keepdim=True))) / _group(x, _std)),
     "evonorm_b0": lambda x, v1, s_b, mu_b: x / torch.maximum(s_b, v1 * x + _std(x, (2, 3))),
-    "evonorm_b1": lambda x, v1, s_b, mu_b: x / torch.maximum(s_b, (x + v1) * _sqrt_sqmean(x, (2, 3))),
+    "evonorm_b1": lambda x, v1, s_b, mu_b: x / torch.maximum(s_b, (x + 1) * _sqrt_sqmean(x, (2, 3))),
     "evonorm_b2": lambda x, v1, s_b, mu_b: x / torch.maximum(s_b, _sqrt_sqmean(x, (2, 3)) - x),
     "evonorm_s0": lambda x, v1, s_b, mu_b: x * torch.sigmoid(v1 * x) / _group(x, _std),
     "evonorm_s1": lambda x, v1, s_b, mu_b: x * torch.sigmoid(x) / _group(x, _std),
@@ -48,11 +51,17 @@ def test_every_zoo_layer_has_a_reference():
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_zoo_layer_matches_reference_in_train_and_eval(name, dtype, channels_last, gen):
     """The reference runs in float32 on the same (rounded) input; bfloat16 layers compute their
-    element-wise ops in bfloat16, hence the looser tolerance."""
-    layer = compile_layer(zoo.get(name), C)
+    element-wise ops in bfloat16, hence the looser tolerance. v1 is randomised where the paper's
+    formula has it, and left at its initial 1 elsewhere (B1: see the deviation test below)."""
+    _check_against_paper(compile_layer(zoo.get(name), C), REFERENCES[name], dtype, channels_last, gen,
+                         random_v1=name in PAPER_V1)
+
+
+def _check_against_paper(layer, reference, dtype, channels_last, gen, *, random_v1: bool) -> None:
     tracker = nn.BatchNorm2d(C, affine=False)  # the reference's running statistics
     with torch.no_grad():
-        layer.v1.copy_(torch.rand(1, C, 1, 1, generator=gen) + 0.5)
+        if random_v1:
+            layer.v1.copy_(torch.rand(1, C, 1, 1, generator=gen) + 0.5)
         layer.gamma.copy_(torch.rand(1, C, 1, 1, generator=gen) + 0.5)
         layer.beta.copy_(torch.randn(1, C, 1, 1, generator=gen))
     affine = lambda y: y * layer.gamma + layer.beta  # noqa: E731
@@ -64,7 +73,7 @@ def test_zoo_layer_matches_reference_in_train_and_eval(name, dtype, channels_las
             xin = xin.contiguous(memory_format=torch.channels_last)
         out = layer(xin)
         assert out.dtype == dtype
-        torch.testing.assert_close(out.float(), affine(REFERENCES[name](xin.float(), layer.v1, s_b, mu_b)),
+        torch.testing.assert_close(out.float(), affine(reference(xin.float(), layer.v1, s_b, mu_b)),
                                    rtol=tol, atol=tol)
 
     with torch.no_grad():
@@ -78,6 +87,29 @@ def test_zoo_layer_matches_reference_in_train_and_eval(name, dtype, channels_las
         mu_run = tracker.running_mean.reshape(1, C, 1, 1)
         layer.eval()
         check(x, s_run, mu_run)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_papers_exact_evonorm_b1_matches_its_formula_whatever_v1(dtype, gen):
+    """``x + exp(zero)``: a fixed one, so the layer is the paper's at any value of its parameters."""
+    layer = compile_layer(zoo.EVONORM_B1_PAPER, C)
+    _check_against_paper(layer, REFERENCES["evonorm_b1"], dtype, False, gen, random_v1=True)
+
+
+def test_zoo_evonorm_b1_deviates_from_the_paper_only_once_v1_trains(gen):
+    """The stated deviation (gp/zoo.py): zoo B1 learns its one. At v1 = 1 (its initial value) it is
+    the paper's layer; at v1 = 1.5 it is not, and it is x + v1 that it computes."""
+    zoo_b1, paper_b1 = compile_layer(zoo.get("evonorm_b1"), C), compile_layer(zoo.EVONORM_B1_PAPER, C)
+    x = torch.randn(8, C, 5, 5, generator=gen) * 2 + 1
+    with torch.no_grad():
+        assert torch.equal(zoo_b1.v1, torch.ones_like(zoo_b1.v1))
+        torch.testing.assert_close(zoo_b1.train()(x), paper_b1.train()(x), rtol=1e-6, atol=1e-6)
+        zoo_b1.v1.fill_(1.5)
+        assert not torch.allclose(zoo_b1.train()(x), paper_b1.train()(x), rtol=1e-2, atol=1e-2)
+        s_b = _std(x, (0, 2, 3))
+        torch.testing.assert_close(zoo_b1.train()(x), x / torch.maximum(s_b, (x + 1.5) * _sqrt_sqmean(x, (2, 3))),
+                                   rtol=1e-4, atol=1e-4)
+    assert zoo.EVONORM_B1_PAPER.key != zoo.get("evonorm_b1").key
 
 
 def test_bn_relu_equals_batchnorm_relu_with_running_statistics(gen):
