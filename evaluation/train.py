@@ -5,6 +5,13 @@ SGD with Nesterov momentum; a linear warm-up then cosine decay of the learning r
 decay on norm-act parameters or biases; bfloat16 autocast and channels_last on CUDA, float32 on
 CPU; validation accuracy at the configured steps; hooks called after every step and at every
 evaluation point.
+
+On CUDA the host does not wait for the device after every step: losses stay on the device and
+steps are timed by CUDA events; every ``sync_every`` steps (:data:`SYNC_EVERY_CUDA` by default),
+at every evaluation point and at the end of a segment, one transfer reads them back and the hooks
+see each step in order, with its own loss and time. A non-finite loss is therefore caught a few
+steps late, never missed, and reported at the step where it happened. On CPU every step is read at
+once (nothing to overlap).
 """
 
 from __future__ import annotations
@@ -55,6 +62,10 @@ def lr_factor(step: int, total: int, warmup: float) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - w) / max(1, total - w)))
 
 
+SYNC_EVERY_CUDA = 16
+"""Steps between two reads of the losses on CUDA (one host-device synchronisation each)."""
+
+
 def autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
@@ -62,21 +73,39 @@ def autocast(device: torch.device):
 @torch.no_grad()
 def accuracy(model: nn.Module, data: DeviceData, limit: int | None, batch_size: int = 500) -> float:
     model.eval()
-    correct = seen = 0
+    correct, seen = torch.zeros((), dtype=torch.int64, device=data.device), 0
     for images, labels in data.val_batches(batch_size):
         if limit is not None and seen >= limit:
             break
         with autocast(data.device):
             logits = model(images)
-        correct += int((logits.argmax(1) == labels).sum())
+        correct += (logits.argmax(1) == labels).sum()  # stays on the device: one read at the end
         seen += len(labels)
     model.train()
-    return correct / max(1, seen)
+    return int(correct) / max(1, seen)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+class _StepTimer:
+    """Seconds of one training step: wall clock on CPU, CUDA events on CUDA (read after a sync)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            self.start, self.end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            self.start.record()
+        else:
+            self.begin, self.seconds_ = time.perf_counter(), None
+
+    def stop(self) -> _StepTimer:
+        if self.cuda:
+            self.end.record()
+        else:
+            self.seconds_ = time.perf_counter() - self.begin
+        return self
+
+    def seconds(self) -> float:
+        """Valid once the device has finished the step (after the batch's loss is read)."""
+        return self.start.elapsed_time(self.end) / 1e3 if self.cuda else self.seconds_
 
 
 def _rng_state(device: torch.device) -> tuple:
@@ -98,7 +127,9 @@ class Training:
 
     def __init__(self, ctx: TrialContext, data: DeviceData, cfg: TrainConfig, *, eval_at: set[int],
                  val_limit: int | None, hooks: list[Hook], seed: int, clock: Stopwatch,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, sync_every: int | None = None) -> None:
+        if sync_every is not None and sync_every < 1:
+            raise ValueError(f"sync_every must be at least 1, got {sync_every}")
         self.ctx, self.data, self.cfg = ctx, data, cfg
         self.eval_at, self.val_limit, self.hooks = eval_at, val_limit, hooks
         self.clock, self.progress = clock, progress
@@ -109,6 +140,8 @@ class Training:
         self.step = 0
         self.curve: dict[int, float] = {}  # {step: validation accuracy}
         self._rng = _rng_state(ctx.device)
+        self.sync_every = sync_every or (SYNC_EVERY_CUDA if ctx.device.type == "cuda" else 1)
+        self._pending: list[tuple[int, torch.Tensor, _StepTimer]] = []  # steps the host has not read yet
 
     def advance(self, until: int) -> dict[int, float]:
         """Train up to step ``min(until, cfg.steps)``; returns the curve so far."""
@@ -119,15 +152,16 @@ class Training:
         try:
             for step in range(self.step + 1, min(until, self.cfg.steps) + 1):
                 self._step(step)
+            self._read()
         finally:
             self._rng = _rng_state(device)
             _set_rng_state(device, outside)
         return self.curve
 
     def _step(self, step: int) -> None:
-        ctx, model, device = self.ctx, self.ctx.model, self.ctx.device
-        start = time.perf_counter()
+        model, device = self.ctx.model, self.ctx.device
         with self.clock("training"):
+            timer = _StepTimer(device)
             images, labels = next(self.batches)
             with autocast(device):
                 loss = F.cross_entropy(model(images).float(), labels)
@@ -135,20 +169,33 @@ class Training:
             loss.backward()
             self.opt.step()
             self.sched.step()
-            value = float(loss.detach())  # synchronises, as the loss check needs it anyway
-            _sync(device)
+            self._pending.append((step, loss.detach(), timer.stop()))
         self.step = step
-        ctx.step_times.append(time.perf_counter() - start)
-        for hook in self.hooks:
-            hook.after_step(ctx, step, value)
-        if self.progress is not None:
-            self.progress({"anchor": ctx.anchor, "step": step, "steps": self.cfg.steps, "loss": value})
+        if len(self._pending) >= self.sync_every or step in self.eval_at:
+            self._read()
         if step in self.eval_at:
             with self.clock("validation"):
                 self.curve[step] = accuracy(model, self.data, self.val_limit)
             for hook in self.hooks:
-                hook.at_evaluation(ctx, step, self.curve[step])
+                hook.at_evaluation(self.ctx, step, self.curve[step])
 
+    def _read(self) -> None:
+        """Read the pending steps' losses back in one transfer and show each step to the hooks."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        with self.clock("training"):
+            losses = torch.stack([loss.float() for _, loss, _ in pending]).tolist()  # the one synchronisation
+        for (step, _, timer), value in zip(pending, losses, strict=True):
+            self.ctx.step_times.append(timer.seconds())
+            try:
+                for hook in self.hooks:
+                    hook.after_step(self.ctx, step, value)
+            except BaseException:
+                self.step = step  # a rejected training ends here: report the step the hook saw
+                raise
+            if self.progress is not None:
+                self.progress({"anchor": self.ctx.anchor, "step": step, "steps": self.cfg.steps, "loss": value})
 
 def train(ctx: TrialContext, data: DeviceData, cfg: TrainConfig, *, eval_at: set[int], val_limit: int | None,
           hooks: list[Hook], seed: int, clock: Stopwatch, progress: Progress | None = None) -> dict[int, float]:
