@@ -48,9 +48,9 @@ CURVES = ("evolution", "random", "random reading x")
 
 
 def run_search(out: Path, eval_cfg, search_cfg, evaluator, run: bool) -> Experiment | None:
-    """The search under ``out``: created, resumed or (finished) only read; ``None`` when it does
-    not exist and ``run`` is false."""
-    if not Experiment.exists(out) and not run:
+    """The search under ``out``, created or resumed (and run to its budget); ``None`` when ``run``
+    is false."""
+    if not run:  # another process may own it: never open it here
         return None
     exp = Experiment.resume(out) if Experiment.exists(out) else Experiment.create(out, eval_cfg, search_cfg)
     if run and exp.searcher.evaluated < search_cfg.budget:
