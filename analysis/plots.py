@@ -13,19 +13,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gp.search import Record, pareto_front  # noqa: E402
+from gp.search import best_so_far as _best_so_far  # noqa: E402
+from gp.search.record import REJECTED  # noqa: E402
 
 
 def best_so_far(records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
-    """(evaluations, best mean score so far) over the evaluated candidates, in order."""
-    xs, ys, best = [], [], np.nan
-    for r in records:
-        if not r.evaluated:
-            continue
-        if r.objectives is not None:
-            best = r.mean if np.isnan(best) else max(best, r.mean)
-        xs.append(len(xs) + 1)
-        ys.append(best)
-    return np.array(xs), np.array(ys)
+    """(evaluations, best mean score so far) over the evaluated candidates, in order, as arrays
+    (:func:`gp.search.best_so_far` computes it)."""
+    ys = np.array(_best_so_far(records), dtype=float)
+    return np.arange(1, len(ys) + 1), ys
 
 
 def progress(runs: dict[str, list[Record]], path: Path, baseline: float | None = None) -> Path:
@@ -77,7 +73,7 @@ def pareto(records: list[Record], anchors: list[str], path: Path) -> Path:
 
 def rejections(records: list[Record], path: Path) -> Path:
     """Candidates by outcome: passed, duplicate, failed, and rejected by stage."""
-    counts = Counter("rejected: " + (r.stage or "?") if r.status == "rejected" else r.status for r in records)
+    counts = Counter("rejected: " + (r.stage or "?") if r.status == REJECTED else r.status for r in records)
     labels = sorted(counts, key=lambda k: -counts[k])
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(labels) + 1.5))
     ax.barh(labels[::-1], [counts[k] for k in labels[::-1]], color="slategray")

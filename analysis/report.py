@@ -17,16 +17,16 @@ from analysis import drawing, lineage, plots
 from evaluation.tracking import Tracker, anchors_of, config_of
 from gp import formula, zoo
 from gp.genome import Genome
-from gp.search import Record
+from gp.search import Record, ranked
+from gp.search.record import FAILED, REJECTED
 
-OUTCOMES = ("rejected", "failed")
+OUTCOMES = (REJECTED, FAILED)
 """Outcomes with a reason: a rejection is a verdict on the layer; a failure is an error of the
 evaluation itself (a crash, a lost worker), which says nothing about the layer."""
 
 
 def _top(records: list[Record], n: int) -> list[Record]:
-    scored = [r for r in records if r.objectives is not None and r.evaluated]
-    return sorted(scored, key=lambda r: (-r.mean, r.ordinal))[:n]
+    return ranked(records)[:n]
 
 
 def _baseline(runs: dict[str, list[Record]]) -> float | None:
@@ -107,7 +107,7 @@ def _lineage_html(records: list[Record], best: list[Record]) -> str:
 def _html(run_id, tracker, parent, anchors, records, best, runs, out: Path) -> str:
     e = html.escape
     counts = Counter(r.status for r in records)
-    stages = Counter(r.stage for r in records if r.status == "rejected")
+    stages = Counter(r.stage for r in records if r.status == REJECTED)
     search_cfg = config_of(parent)["search"]
     rows = "".join(
         f"<tr><td>{rank}</td><td>{r.ordinal}</td><td><code>{e(formula(Genome.parse(r.genome)))}</code></td>"

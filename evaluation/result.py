@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
 import math
 from dataclasses import dataclass, field
 
+from gp.search.record import Status  # the one status vocabulary, shared with the search's records
 
-class Status(enum.StrEnum):
-    OK = "ok"  # trained on every anchor; objectives are its validation accuracies
-    REJECTED = "rejected"  # a rejection hook stopped it (reason and stage say which)
-    DUPLICATE = "duplicate"  # computes the same function as an evaluated layer; result reused
-    FAILED = "failed"  # an unexpected error inside the candidate's evaluation
+__all__ = ["EvalResult", "Status"]
 
 
 @dataclass(frozen=True)

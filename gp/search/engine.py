@@ -1,64 +1,27 @@
 """The asynchronous steady-state loop: keep the executor full; whenever an evaluation finishes,
 tell, ask, submit. No generation barrier.
 
-An executor runs evaluations somewhere (this process, worker processes, a Ray cluster) and hands
-results back in completion order. A result is anything with ``objectives`` (K scores or None),
-``status``, ``reason`` and ``stage`` — :class:`evaluation.EvalResult`, or :class:`Outcome` for
-studies that bring a plain scoring function.
+Executors (where evaluations run) follow :mod:`gp.search.executor`; ``Executor``, ``Outcome`` and
+``SerialExecutor`` are importable from here as before. The loop drives any searcher with ``ask``,
+``tell``, ``pending``, ``evaluated`` and ``history``; it imports :mod:`gp.search.searcher` for type
+hints only.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from gp.genome import Genome
 from gp.search.events import AskWatch, EventLog, evaluated
+from gp.search.executor import Executor, Outcome, SerialExecutor
 from gp.search.record import FAILED, Record
-from gp.search.searcher import Searcher
 
+if TYPE_CHECKING:
+    from gp.search.searcher import Searcher
 
-class Executor(Protocol):
-    capacity: int  # evaluations it runs at once
-
-    def submit(self, genome: Genome) -> None: ...
-
-    def next_result(self) -> tuple[Genome, Any]: ...  # blocks until one evaluation finishes
-
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Outcome:
-    objectives: tuple[float, ...] | None
-    status: str | None = None
-    reason: str | None = None
-    stage: str | None = None
-
-
-class SerialExecutor:
-    """Evaluates in this process, one at a time, in submission order."""
-
-    capacity = 1
-
-    def __init__(self, evaluate: Callable[[Genome], Any]) -> None:
-        self.evaluate = evaluate
-        self._queue: deque[Genome] = deque()
-
-    def submit(self, genome: Genome) -> None:
-        self._queue.append(genome)
-
-    def next_result(self) -> tuple[Genome, Any]:
-        genome = self._queue.popleft()
-        result = self.evaluate(genome)
-        if result is None or isinstance(result, Sequence):
-            result = Outcome(tuple(result) if result is not None else None)
-        return genome, result
-
-    def close(self) -> None:
-        self._queue.clear()
+__all__ = ["ENVIRONMENT_STAGES", "Executor", "Outcome", "SearchAborted", "SerialExecutor", "run_search"]
 
 
 OnRecord = Callable[[Record, Any, "Searcher", int], None]

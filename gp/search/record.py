@@ -1,12 +1,28 @@
-"""One candidate of a search, as the search engine sees it: no tensors, no training."""
+"""One candidate of a search, as the search engine sees it: no tensors, no training.
+
+Also the one home of the status vocabulary (:class:`Status`, the only place its words are
+written; :class:`evaluation.result.EvalResult` uses it too) and of ranking records by score
+(:func:`ranked`, :func:`best_so_far`), which the searcher, re-ranking, reports and plots share.
+"""
 
 from __future__ import annotations
 
+import enum
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-OK, REJECTED, DUPLICATE, FAILED = "ok", "rejected", "duplicate", "failed"
-STATUSES = (OK, REJECTED, DUPLICATE, FAILED)
+
+class Status(enum.StrEnum):
+    OK = "ok"  # trained on every anchor; objectives are its validation accuracies
+    REJECTED = "rejected"  # a rejection hook stopped it (reason and stage say which)
+    DUPLICATE = "duplicate"  # computes the same function as an evaluated layer; result reused
+    FAILED = "failed"  # an unexpected error inside the candidate's evaluation
+
+
+# plain strings, as records hold them (a record read back from JSON holds a str, not a Status)
+OK, REJECTED, DUPLICATE, FAILED = (s.value for s in Status)
+STATUSES = tuple(s.value for s in Status)
 
 
 @dataclass(frozen=True)
@@ -54,3 +70,22 @@ def sanitize(objectives, expected: int | None) -> tuple[tuple[float, ...] | None
     if not all(math.isfinite(v) for v in values):
         return None, f"non-finite objectives {values}"
     return values, None
+
+
+def ranked(records: Iterable[Record]) -> list[Record]:
+    """Evaluated records that can win (objectives present), best mean score first, ties broken by
+    the earliest: the order of ``Searcher.best``, reports, ``RUN_ID:RANK`` and re-ranking."""
+    scored = [r for r in records if r.objectives is not None and r.evaluated]
+    return sorted(scored, key=lambda r: (-r.mean, r.ordinal))
+
+
+def best_so_far(records: Iterable[Record]) -> list[float]:
+    """For each evaluated record in order, the best mean score up to it (NaN until one scores)."""
+    curve, best = [], math.nan
+    for r in records:
+        if not r.evaluated:
+            continue
+        if r.objectives is not None:
+            best = r.mean if math.isnan(best) else max(best, r.mean)
+        curve.append(best)
+    return curve

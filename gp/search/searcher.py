@@ -30,7 +30,8 @@ from gp.checks import decode_signature
 from gp.checks import fingerprint as functional_fingerprint
 from gp.genome import Genome
 from gp.search.cache import FunctionCache
-from gp.search.record import DUPLICATE, FAILED, OK, REJECTED, STATUSES, Record, sanitize
+from gp.search.executor import SerialExecutor
+from gp.search.record import DUPLICATE, FAILED, OK, REJECTED, STATUSES, Record, ranked, sanitize
 from gp.search.selection import CRITERIA
 from gp.space import SearchSpace
 from gp.variation import STEPS, mutate, pad, random_genome
@@ -171,13 +172,12 @@ class Searcher:
 
     def best(self, n: int = 10) -> list[Record]:
         """The ``n`` records with the best mean score."""
-        ranked = [r for r in self.history if r.objectives is not None]
-        return sorted(ranked, key=lambda r: (-r.mean, r.ordinal))[:n]
+        return ranked(self.history)[:n]
 
     def run(self, evaluate: Callable[[Genome], Sequence[float] | None], budget: int) -> list[Record]:
         """Evaluate ``budget`` new layers one after another with any callable (genome -> K scores,
         or None for a rejected layer); returns the history."""
-        from gp.search.engine import SerialExecutor, run_search
+        from gp.search.engine import run_search  # the loop drives searchers; only this shortcut calls it
 
         return run_search(self, SerialExecutor(evaluate), budget)
 
