@@ -63,6 +63,7 @@ class RejectionConfig:
     stability_batch: int = 32
     max_step_ratio: float = 10.0  # reject when a step is this many times slower than BN-ReLU's (0 disables)
     timing_steps: int = 5  # steps timed (after one warm-up step) for that comparison
+    max_seconds: float = 0.0  # wall-clock limit of one candidate's whole evaluation, a "budget" rejection (0: off)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class SearchConfig:
     mutation_repeat: float = 0.5  # probability of each further mutation step (a geometric number, mean 2)
     flat_tournament: str = "random"  # random | mutate: the ask when every tournament member scores the same
     require_x: bool = True  # evolution's random genomes are drawn among graphs that read x
+    min_window: int = 0  # tournaments start when the window holds this many passing layers (0: when full)
     batch_stats: bool = True  # False: the batch-independent ("S") search space
     max_nodes: int = 10  # intermediate nodes of random graphs (paper: 10)
     budget: int = 1000  # finished evaluations, duplicates excluded
@@ -163,11 +165,13 @@ _RANGES: dict[type, dict[str, tuple[Callable, str]]] = {
     RejectionConfig: {"quality_step": _at_least(1), "quality_threshold": ((lambda v: 0 <= v <= 1), "in [0, 1]"),
                       "stability_steps": _at_least(0), "stability_threshold": _POSITIVE,
                       "stability_lr": _POSITIVE, "stability_batch": _at_least(1), "max_step_ratio": _at_least(0),
-                      "timing_steps": _at_least(1)},
+                      "timing_steps": _at_least(1), "max_seconds": ((lambda v: 0 <= v < math.inf), "0 (off) or a "
+                                                                   "positive number of seconds")},
     EvalConfig: {"device": ((lambda v: _DEVICE.fullmatch(v) is not None), "auto, cpu, mps, cuda or cuda:N"),
                  "seed": _at_least(0)},
     SearchConfig: {"algorithm": _one_of(*ALGORITHMS), "criterion": _one_of(*CRITERIA),
                    "population_size": _at_least(1), "tournament_size": _at_least(1), "max_nodes": _at_least(1),
+                   "min_window": _at_least(0),
                    "budget": _at_least(1), "workers": _at_least(1), "executor": _one_of(*EXECUTORS),
                    "seed": _at_least(0)},
 }
@@ -241,6 +245,9 @@ def _check_search(cfg: SearchConfig) -> None:
 
     if cfg.tournament_size > cfg.population_size:
         raise ConfigError(f"search.tournament_size ({cfg.tournament_size}) must be at most search.population_size "
+                          f"({cfg.population_size})")
+    if cfg.min_window > cfg.population_size:
+        raise ConfigError(f"search.min_window ({cfg.min_window}) must be at most search.population_size "
                           f"({cfg.population_size})")
     if cfg.mutation not in STEPS:
         raise ConfigError(f"search.mutation must be one of {', '.join(STEPS)}, got {cfg.mutation!r}")

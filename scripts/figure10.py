@@ -39,7 +39,8 @@ from evaluation.evaluate import Evaluator
 from evaluation.experiment import Experiment, summary
 from gp import zoo
 from gp.genome import Genome
-from gp.search import SerialExecutor
+from gp.search import SerialExecutor, events
+from gp.search.record import Record
 
 CHANCE = 0.1
 """What a search scores before any of its candidates has passed: chance accuracy on 10 classes."""
@@ -52,7 +53,8 @@ def run_search(out: Path, eval_cfg, search_cfg, evaluator, run: bool) -> Experim
     is false."""
     if not run:  # another process may own it: never open it here
         return None
-    exp = Experiment.resume(out) if Experiment.exists(out) else Experiment.create(out, eval_cfg, search_cfg)
+    exp = (Experiment.resume(out, {"search.budget": search_cfg.budget}) if Experiment.exists(out)
+           else Experiment.create(out, eval_cfg, search_cfg))
     if run and exp.searcher.evaluated < search_cfg.budget:
         exp.run(SerialExecutor(evaluator))
     return exp
@@ -135,7 +137,11 @@ def main() -> None:
     ap.add_argument("--preset", default="fast", help="evaluation preset (default %(default)s)")
     ap.add_argument("--budget", type=int, default=40, help="evaluations compared (default %(default)s)")
     ap.add_argument("--random-budget", type=int, help="evaluations of each random search (default 2.5 x --budget)")
-    ap.add_argument("--only", help="run only these searches, e.g. random-s0,evolution-s2 (others are read if done)")
+    ap.add_argument("--only", help="run only these searches, e.g. reference,random-s0,evolution-s2 (no plot)")
+    ap.add_argument("--gather", action="store_true",
+                    help="run nothing: plot the searches as far as they got, compared at the shortest one's length")
+    ap.add_argument("--min-window", type=int,
+                    help="evolution's tournaments start when this many layers passed (default: the preset's)")
     ap.add_argument("--seeds", type=int, default=3, help="searches per algorithm (default %(default)s)")
     ap.add_argument("--population", type=int, default=8, help="evolution's window (default %(default)s)")
     ap.add_argument("--tournament", type=int, default=3, help="tournament size (default %(default)s)")
@@ -151,7 +157,7 @@ def main() -> None:
     eval_cfg = cfgmod.override(cfgmod.load(args.preset), **{"data.source": args.data})
     evaluator = Evaluator(eval_cfg)  # the data is loaded once for every search
     reference = "gn_relu" if args.batch_independent else "bn_relu"
-    ref_level = None if only else reference_level(evaluator, reference, out)
+    ref_level = reference_level(evaluator, reference, out) if only is None or "reference" in only else None
     curves: dict[str, list[list[float]]] = {}
     best: dict[str, list[tuple[float, str]]] = {}
     for seed in range(args.seeds):
@@ -161,24 +167,31 @@ def main() -> None:
                 cfgmod.load_search(args.preset), algorithm=algorithm, criterion=args.criterion,
                 budget=random_budget if algorithm == "random" else args.budget, seed=seed,
                 population_size=args.population, tournament_size=args.tournament, seed_layers=(),
-                batch_stats=not args.batch_independent)
-            exp = run_search(out / name, eval_cfg, search_cfg, evaluator, run=only is None or name in only)
-            if exp is None or only:
+                batch_stats=not args.batch_independent,
+                min_window=cfgmod.load_search(args.preset).min_window if args.min_window is None else args.min_window)
+            if not args.gather:
+                exp = run_search(out / name, eval_cfg, search_cfg, evaluator, run=only is None or name in only)
+                if exp is not None:
+                    print(summary(exp, top=3), "\n", flush=True)
+            if only or not (out / name / "events.jsonl").exists():
                 continue
-            print(summary(exp, top=3), "\n", flush=True)
-            records = exp.searcher.history
+            records = [Record.from_dict(e["record"]) for e in events.read(out / name / "events.jsonl")
+                       if e["type"] == "evaluated"]
             curves.setdefault(algorithm, []).append(curve(records, args.budget))
             if algorithm == "random":
                 curves.setdefault("random reading x", []).append(curve(reading_x(records), args.budget))
-            top = exp.searcher.best(1)
-            best.setdefault(algorithm, []).append((top[0].mean, top[0].genome) if top else (float("nan"), ""))
+            top = max((r for r in records if r.objectives is not None), key=lambda r: r.mean, default=None)
+            best.setdefault(algorithm, []).append((top.mean, top.genome) if top else (float("nan"), ""))
     if only:
         return
+    at = args.budget
+    if args.gather:  # searches cut short: compare where every one of them has got to
+        at = min([len(c) for name in ("evolution", "random") for c in curves.get(name, [])] + [at])
     plot(curves, ref_level, Path(args.plot), f"CIFAR-10, preset {args.preset}, budget {args.budget}, "
          f"{args.seeds} seeds, {'batch-independent space' if args.batch_independent else 'full space'}")
-    lines = compare(curves, args.budget)
+    lines = compare(curves, at)
     Path(args.plot).with_suffix(".json").write_text(json.dumps(
-        {"preset": args.preset, "reference": reference, "reference_level": ref_level, "budget": args.budget,
+        {"preset": args.preset, "reference": reference, "reference_level": ref_level, "budget": at,
          "random_budget": random_budget, "curves": curves, "best": best, "comparison": lines}, indent=1))
     print("\n".join(lines))
     for algorithm, finals in best.items():

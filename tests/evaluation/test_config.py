@@ -63,6 +63,8 @@ def test_a_bad_value_is_named_with_what_is_valid(key, value, fragment):
     ("[search]\nworkers = 2\n", "search.workers must be 1 with the serial executor, got 2"),
     ("[search]\nmutation_repeat = 1.0\n", "search.mutation_repeat must be in [0, 1), got 1.0"),
     ("[search]\nflat_tournament = 'greedy'\n", "search.flat_tournament must be random or mutate, got 'greedy'"),
+    ("[search]\nmin_window = 20\npopulation_size = 10\ntournament_size = 3\n",
+     "search.min_window (20) must be at most search.population_size (10)"),
 ])
 def test_a_bad_file_is_refused_when_loaded(tmp_path, text, fragment):
     path = tmp_path / "bad.toml"

@@ -168,6 +168,31 @@ def test_a_flat_tournament_asks_a_random_genome_unless_told_to_mutate():
         Evolution(10, 3, flat_tournament="greedy")
 
 
+def test_min_window_starts_tournaments_at_the_first_passing_layer():
+    """Where almost every random layer is rejected, the paper's full random window would take
+    hundreds of evaluations; with min_window=1 the first passing layer is mutated at once."""
+    def rare(genome):  # one layer in many passes (those built on std_group), with graded scores
+        text = str(genome.canonical)
+        return (0.5 + len(text) / 1e4,) if "std_group" in text else None
+
+    def first_mutant(ev):
+        passed = next(r.ordinal for r in ev.history if r.objectives is not None)
+        later = [r for r in ev.history[passed + 1:] if r.evaluated]
+        return passed, later[0].parent if later else None
+
+    eager, paper = Evolution(10, 3, seed=6, min_window=1), Evolution(10, 3, seed=6)
+    eager.run(rare, 150)
+    paper.run(rare, 150)
+    passed, parent = first_mutant(eager)
+    assert parent == eager.history[passed].key  # the next ask mutates the one passing layer
+    assert first_mutant(paper)[1] is None  # the paper's window waits for ten passing layers
+    assert sum(r.objectives is not None for r in eager.history) > sum(r.objectives is not None for r in paper.history)
+    assert Evolution.from_state(eager.state()).min_window == 1
+    assert Evolution.from_state(paper.state()).min_window == 10
+    with pytest.raises(ValueError, match=r"need 1 <= min_window \(11\) <= population_size \(10\)"):
+        Evolution(10, 3, min_window=11)
+
+
 def test_require_x_draws_random_genomes_that_read_x(surrogate):
     free, strict = Evolution(10, 3, seed=4, require_x=False), Evolution(10, 3, seed=4)
     free.run(surrogate, 40)
