@@ -14,6 +14,12 @@ Seconds per stage go into :attr:`EvalResult.timings`: ``static``, ``build``, ``s
 (:data:`COMPILE_POLICIES`). Nothing a candidate does escapes: a rejection or any unexpected
 error becomes the status of its :class:`EvalResult`.
 
+``rejection.max_seconds`` bounds a candidate's whole evaluation (every anchor, every stage): past
+it the candidate is rejected at stage ``budget``, checked after the static probe, after each
+anchor's stability test, after every training step and at every validation (:class:`WallClock`).
+The process and Ray executors also stop a worker that overruns it by a grace period without
+reaching one of those points (:mod:`evaluation.executors`).
+
 The step-time budget compares like with like: the candidate against BN-ReLU (BN-Swish for
 EfficientNet) written as a genome and run through the same compiler, with the same no-activation
 policy, not against the fused native ``BatchNorm2d``.
@@ -22,6 +28,8 @@ policy, not against the fused native ``BatchNorm2d``.
 from __future__ import annotations
 
 import gc
+import time
+from collections.abc import Callable
 from copy import deepcopy
 
 import torch
@@ -56,6 +64,32 @@ _REFERENCE_LAYERS = {architectures.bn_relu: "bn_relu", architectures.bn_silu: "b
 def reference_genome(arch: str) -> Genome:
     """BN-ReLU, or BN-Swish for EfficientNet, as a genome: the step-time budget's yardstick."""
     return zoo.get(_REFERENCE_LAYERS[architectures.reference_norm_act(arch)])
+
+
+class WallClock(Hook):
+    """Rejects a candidate at stage ``budget`` once its evaluation has run ``seconds`` (wall clock,
+    from the start of the evaluation); the reason says where it stopped."""
+
+    stage = "budget"
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds, self.clock = seconds, clock
+        self.start = clock()
+
+    def check(self, where: str) -> None:
+        elapsed = self.clock() - self.start
+        if elapsed > self.seconds:
+            raise CandidateRejected(f"wall-clock limit of {self.seconds:g} s reached ({elapsed:.1f} s, {where})",
+                                    self.stage)
+
+    def before_training(self, ctx: TrialContext) -> None:  # runs after the other hooks': stability
+        self.check(f"after the stability test on {ctx.anchor}")
+
+    def after_step(self, ctx: TrialContext, step: int, loss: float) -> None:
+        self.check(f"at step {step} on {ctx.anchor}")
+
+    def at_evaluation(self, ctx: TrialContext, step: int, accuracy: float) -> None:
+        self.check(f"at the validation of step {step} on {ctx.anchor}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -146,8 +180,10 @@ class Evaluator:
         accuracies: dict[str, float] = {}
         curves: dict[str, dict[int, float]] = {}
         params: dict[str, int] = {}
+        limit = self.config.rejection.max_seconds
+        hooks = [*self.hooks, WallClock(limit)] if limit > 0 else self.hooks
         try:
-            self._evaluate(genome, clock, state, accuracies, curves, params)
+            self._evaluate(genome, clock, state, accuracies, curves, params, hooks)
             status, reason, stage = Status.OK, None, None
         except CandidateRejected as r:
             status, reason, stage = Status.REJECTED, r.reason, r.stage
@@ -168,10 +204,13 @@ class Evaluator:
                           anchor=state["anchor"] if status is not Status.OK else None, step=state["step"],
                           timings={k: round(v, 4) for k, v in clock.seconds.items()}, params=params, curves=curves)
 
-    def _evaluate(self, genome, clock, state, accuracies, curves, params) -> None:
+    def _evaluate(self, genome, clock, state, accuracies, curves, params, hooks) -> None:
         cfg = self.config
         with clock("static"):
             static_check(genome)
+        wall = hooks[-1] if hooks and isinstance(hooks[-1], WallClock) else None
+        if wall is not None:
+            wall.check("after the static probe")
         factory = layer_factory(genome, no_act=cfg.train.no_act)
         q = cfg.rejection.quality_step
         eval_at = set(cfg.train.eval_at) | {cfg.train.steps} | ({q} if q <= cfg.train.steps else set())
@@ -180,16 +219,19 @@ class Evaluator:
         runs: list[Training] = []
         for index, anchor in enumerate(cfg.anchors):  # stability on every anchor
             state["anchor"], state["step"] = anchor.arch, 0
+            started = wall.clock() if wall is not None else 0.0
             baseline = self.baseline_step(index)
+            if wall is not None:  # BN-ReLU's step time, measured once per worker, is not the candidate's
+                wall.start += wall.clock() - started
             with clock("build"):
                 model = build_model(anchor, factory, self.device, cfg.seed + index)
             params[anchor.arch] = sum(p.numel() for p in model.parameters())
             ctx = TrialContext(genome, anchor.arch, model, self.device, fixed, baseline_step=baseline)
             with clock("stability"):
-                for hook in self.hooks:
+                for hook in hooks:
                     hook.before_training(ctx)
             runs.append(Training(ctx, self.data, cfg.train, eval_at=eval_at, val_limit=cfg.data.val_limit,
-                                 hooks=self.hooks, seed=cfg.seed, clock=clock, progress=self.progress))
+                                 hooks=hooks, seed=cfg.seed, clock=clock, progress=self.progress))
         for phase, until in (("quality_phase", q), ("rest_phase", cfg.train.steps)):
             if cfg.train.compile == {"quality_phase": "always", "rest_phase": "survivors"}[phase]:
                 self._compile(runs, clock)
