@@ -28,6 +28,7 @@ from gp import formula
 from gp.genome import Genome
 from gp.search import Evolution, RandomSearch, Record, Searcher, run_search
 from gp.search import events as ev
+from gp.search.record import FAILED, OK
 from gp.space import SearchSpace
 
 EVENTS = "events.jsonl"
@@ -390,7 +391,7 @@ class SearchDisplay:
         self.tally = Tally(anchors)
 
     def __call__(self, record: Record, result, searcher: Searcher, in_flight: int) -> None:
-        self.line.show(self.text(searcher, in_flight), force=record.status == "ok")
+        self.line.show(self.text(searcher, in_flight), force=record.status == OK)
 
     def text(self, searcher: Searcher, in_flight: int) -> str:
         tally = self.tally.update(searcher.history)
@@ -398,7 +399,7 @@ class SearchDisplay:
                                                                                            strict=True))
         rej = ", ".join(f"{s} {n}" for s, n in tally.rejected.most_common()) or "none"
         return (f"done {searcher.evaluated}/{self.budget}  in flight {in_flight}  rejected: {rej}  "
-                f"failed {tally.status['failed']}  duplicates {searcher.duplicates}  best: {best_text}")
+                f"failed {tally.status[FAILED]}  duplicates {searcher.duplicates}  best: {best_text}")
 
 
 def run_live(exp: Experiment, executor, tracker=None) -> list[Record]:

@@ -8,19 +8,15 @@ from __future__ import annotations
 import re
 
 from gp import Genome, zoo
+from gp.search import ranked  # the order of ``evonorm rerank`` and reports; importable from here as before
+
+__all__ = ["RUN_RANK", "is_run_rank", "ranked", "resolve"]
 
 RUN_RANK = re.compile(r"(?P<run>[0-9a-fA-F]{32}|latest):(?P<rank>\d+)")
 
 
 def is_run_rank(spec: str) -> bool:
     return RUN_RANK.fullmatch(spec.strip()) is not None
-
-
-def ranked(records) -> list:
-    """Evaluated records that trained on every anchor, best mean accuracy first (ties: earliest),
-    the order ``evonorm rerank`` uses."""
-    passed = [r for r in records if r.objectives is not None and r.evaluated]
-    return sorted(passed, key=lambda r: (-r.mean, r.ordinal))
 
 
 def resolve(spec: str, *, tracking_uri: str | None = None, experiment: str = "evonorm") -> tuple[str, Genome]:

@@ -7,6 +7,8 @@ import sys
 import time
 from collections import Counter
 
+from gp.search.record import REJECTED
+
 
 class ProgressLine:
     def __init__(self, stream=None, interval: float = 5.0) -> None:
@@ -56,7 +58,7 @@ class Tally:
     def update(self, history) -> Tally:
         for r in history[self.seen:]:
             self.status[r.status] += 1
-            if r.status == "rejected" and r.stage:
+            if r.status == REJECTED and r.stage:
                 self.rejected[r.stage] += 1
             if r.objectives is not None:
                 self.best = [v if b is None else max(b, v) for b, v in zip(self.best, r.objectives, strict=True)]

@@ -17,6 +17,7 @@ from evaluation.evaluate import Evaluator, load_data, resolve_device
 from evaluation.hooks import FiniteLoss
 from evaluation.tracking import Tracker
 from gp import Genome, formula, zoo
+from gp.search import ranked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,8 +37,7 @@ def rerank(tracker: Tracker, run: str, config: EvalConfig, *, top: int = 10, see
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
     run_id = tracker.resolve(run)
-    records = [r for r in tracker.history(run_id) if r.objectives is not None and r.evaluated]
-    best = sorted(records, key=lambda r: (-r.mean, r.ordinal))[:top]
+    best = ranked(tracker.history(run_id))[:top]
     if not best:
         raise ValueError(f"search {run_id} has no layer that passed every check; nothing to re-rank")
     layers = [("bn_relu", zoo.get("bn_relu"))] + [(f"candidate {r.ordinal}", Genome.parse(r.genome)) for r in best]

@@ -26,7 +26,7 @@ from mlflow.exceptions import MlflowException
 
 from gp.genome import Genome
 from gp.printing import formula
-from gp.search.record import Record
+from gp.search.record import FAILED, OK, Record
 
 PARENT_TAG = "mlflow.parentRunId"
 KIND_TAG = "evonorm.kind"  # "search" on parent runs, "candidate" on child runs
@@ -142,7 +142,7 @@ class Tracker:
                 "evonorm.fingerprint": record.fingerprint or ""}
         if record.duplicate_of is not None:
             tags["evonorm.duplicate_of"] = str(record.duplicate_of)
-        if record.status != "ok" and result.get("anchor"):
+        if record.status != OK and result.get("anchor"):
             tags |= {"evonorm.anchor": str(result["anchor"]), "evonorm.step": str(result.get("step", 0))}
         run = self.client.create_run(self.experiment_id, run_name=f"candidate-{record.ordinal:05d}", tags=tags)
         try:
@@ -159,7 +159,7 @@ class Tracker:
                             if acc is not None and math.isfinite(acc)]
             for i in range(0, len(metrics), 1000):  # log_batch takes at most 1000 metrics
                 self.client.log_batch(run.info.run_id, metrics=metrics[i:i + 1000])
-            status = "FAILED" if record.status == "failed" else "FINISHED"
+            status = "FAILED" if record.status == FAILED else "FINISHED"
             self.client.set_terminated(run.info.run_id, status=status)
         except BaseException:
             with contextlib.suppress(Exception):  # a half-logged run would look logged: drop it
