@@ -2,29 +2,27 @@
 tell, ask, submit. No generation barrier.
 
 Executors (where evaluations run) follow :mod:`gp.search.executor`; ``Executor``, ``Outcome`` and
-``SerialExecutor`` are importable from here as before. The loop drives any searcher with ``ask``,
-``tell``, ``pending``, ``evaluated`` and ``history``; it imports :mod:`gp.search.searcher` for type
-hints only.
+``SerialExecutor`` are importable from here as before. The loop drives any searcher that follows
+:class:`gp.search.asktell.AskTell` and never imports :mod:`gp.search.searcher` (which uses the loop
+for ``Searcher.run``), nor the replay half of the event log.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gp.genome import Genome
-from gp.search.events import AskWatch, EventLog, evaluated
+from gp.search.asktell import AskTell
+from gp.search.eventlog import AskWatch, EventLog, evaluated
 from gp.search.executor import Executor, Outcome, SerialExecutor
 from gp.search.record import FAILED, Record
-
-if TYPE_CHECKING:
-    from gp.search.searcher import Searcher
 
 __all__ = ["ENVIRONMENT_STAGES", "Executor", "Outcome", "SearchAborted", "SerialExecutor", "run_search"]
 
 
-OnRecord = Callable[[Record, Any, "Searcher", int], None]
+OnRecord = Callable[[Record, Any, AskTell, int], None]
 
 ENVIRONMENT_STAGES = frozenset({"data", "startup"})
 """Stages of failures that say nothing about the layer (its data cannot be read, its worker cannot
@@ -38,7 +36,7 @@ class SearchAborted(RuntimeError):
     in flight stay asked (in the log), so a resume submits them again."""
 
 
-def run_search(searcher: Searcher, executor: Executor, budget: int, *, on_record: OnRecord | None = None,
+def run_search(searcher: AskTell, executor: Executor, budget: int, *, on_record: OnRecord | None = None,
                save: Callable[[], None] | None = None, log: EventLog | None = None,
                max_environment_failures: int = MAX_ENVIRONMENT_FAILURES,
                max_same_failures: int = MAX_SAME_FAILURES) -> list[Record]:

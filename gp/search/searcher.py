@@ -30,6 +30,7 @@ from gp.checks import decode_signature
 from gp.checks import fingerprint as functional_fingerprint
 from gp.genome import Genome
 from gp.search.cache import FunctionCache
+from gp.search.engine import run_search
 from gp.search.executor import SerialExecutor
 from gp.search.record import DUPLICATE, FAILED, OK, REJECTED, STATUSES, Record, ranked, sanitize
 from gp.search.selection import CRITERIA
@@ -177,8 +178,6 @@ class Searcher:
     def run(self, evaluate: Callable[[Genome], Sequence[float] | None], budget: int) -> list[Record]:
         """Evaluate ``budget`` new layers one after another with any callable (genome -> K scores,
         or None for a rejected layer); returns the history."""
-        from gp.search.engine import run_search  # the loop drives searchers; only this shortcut calls it
-
         return run_search(self, SerialExecutor(evaluate), budget)
 
     # -- internals -----------------------------------------------------------------------
