@@ -1,0 +1,136 @@
+"""Candidates evaluated per hour on a fixed mix of layers, for each way the candidate layer can
+run, measured side by side in one run.
+
+    python benchmarks/candidates_per_hour.py --data ../shared/data/cifar10 [--preset fast]
+        [--forms interpreted,eager,survivors,always] [--random 5] [--seed 0] [--threads N]
+
+The mix: BN-ReLU, EvoNorm-B0 and EvoNorm-S0, and ``--random`` random graphs of the paper's
+generator that read x (seeded: the same mix every run). Each is evaluated in full by the
+preset's evaluator, with its rejection checks, once per form:
+
+- ``interpreted``: the op-by-op layer networks used before code generation
+  (:class:`gp.interpreter.InterpretedLayer`), the "before" of issue 9;
+- ``eager``: today's generated code (``train.compile = "off"``);
+- ``survivors`` / ``always``: ``torch.compile`` of the generated code after the quality stage /
+  before it (compile time included).
+
+Forms are interleaved layer by layer, so drift on a shared machine hits all of them alike. It
+prints each evaluation's seconds and status, the candidates per hour of each form over the whole
+mix, its ratio to ``interpreted`` and to ``eager``, and where a form's verdict differs from
+eager's (compiled code and the interpreter round differently, so a layer at a threshold can
+flip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import evaluation.evaluate as evaluate_module  # noqa: E402
+from evaluation import config as cfgmod  # noqa: E402
+from evaluation.evaluate import Evaluator  # noqa: E402
+from gp import Affine, layer_factory, zoo  # noqa: E402
+from gp.genome import Genome  # noqa: E402
+from gp.interpreter import InterpretedLayer  # noqa: E402
+from gp.space import SearchSpace  # noqa: E402
+from gp.variation import random_genome  # noqa: E402
+
+FORMS = ("interpreted", "eager", "survivors", "always")
+
+
+def interpreted_factory(genome: Genome, *, no_act: str = "affine"):
+    """``gp.layer_factory`` with the interpreter in place of the generated layer."""
+    generated = layer_factory(genome, no_act=no_act)
+
+    def factory(num_features: int, *, apply_act: bool = True, device=None, dtype=None):
+        layer = generated(num_features, apply_act=apply_act, device=device, dtype=dtype)
+        if isinstance(layer, Affine | torch.nn.BatchNorm2d):
+            return layer
+        return InterpretedLayer(genome, num_features, device=device, dtype=dtype)
+
+    return factory
+
+
+@contextlib.contextmanager
+def form_of(name: str):
+    """Evaluations inside run the candidate (and the BN-ReLU yardstick) in form ``name``."""
+    if name != "interpreted":
+        yield
+        return
+    saved = evaluate_module.layer_factory
+    evaluate_module.layer_factory = interpreted_factory
+    try:
+        yield
+    finally:
+        evaluate_module.layer_factory = saved
+
+
+def mix(n_random: int, seed: int) -> list[tuple[str, Genome]]:
+    rng = np.random.default_rng(seed)
+    layers = [(name, zoo.get(name)) for name in ("bn_relu", "evonorm_b0", "evonorm_s0")]
+    space = SearchSpace()
+    while len(layers) < 3 + n_random:
+        genome = random_genome(rng, space)
+        if genome.reads_x:
+            layers.append((f"random{len(layers) - 3}", genome))
+    return layers
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="cifar10", help="data source (offline: ../shared/data/cifar10)")
+    ap.add_argument("--preset", default="fast", help="evaluation preset (default %(default)s)")
+    ap.add_argument("--forms", default=",".join(FORMS), help="forms to compare (default %(default)s)")
+    ap.add_argument("--random", type=int, default=5, help="random graphs in the mix (default %(default)s)")
+    ap.add_argument("--seed", type=int, default=0, help="seeds the random graphs (default %(default)s)")
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    args = ap.parse_args()
+    forms = args.forms.split(",")
+    unknown = [f for f in forms if f not in FORMS]
+    if unknown:
+        ap.error(f"unknown form(s) {', '.join(unknown)}; valid: {', '.join(FORMS)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    base = cfgmod.override(cfgmod.load(args.preset), **{"data.source": args.data})
+    data = Evaluator(base).data
+    evaluators = {f: Evaluator(cfgmod.override(base, **{"train.compile": "off" if f in ("interpreted", "eager")
+                                                         else f}), data=data) for f in forms}
+    layers = mix(args.random, args.seed)
+    seconds = {f: 0.0 for f in forms}
+    verdicts: dict[str, dict[str, str]] = {f: {} for f in forms}
+    print(f"preset {args.preset}, {len(layers)} layers, threads {torch.get_num_threads()}", flush=True)
+    for name, genome in layers:
+        for f in forms:
+            with form_of(f):
+                start = time.perf_counter()
+                result = evaluators[f](genome)
+                took = time.perf_counter() - start
+            seconds[f] += took
+            verdict = result.status if result.stage is None else f"{result.status} ({result.stage})"
+            verdicts[f][name] = verdict
+            print(f"  {name:<11} {f:<12} {took:7.1f} s  {verdict}", flush=True)
+    print(f"\n{'form':<12} {'seconds':>8} {'cand/hour':>10} {'vs interp':>10} {'vs eager':>9}")
+    for f in forms:
+        rate = 3600 * len(layers) / seconds[f]
+        vs_i = f"{seconds['interpreted'] / seconds[f]:.2f}x" if "interpreted" in forms else "-"
+        vs_e = f"{seconds['eager'] / seconds[f]:.2f}x" if "eager" in forms else "-"
+        print(f"{f:<12} {seconds[f]:8.1f} {rate:10.1f} {vs_i:>10} {vs_e:>9}")
+    if "eager" in forms:
+        for f in forms:
+            diff = [n for n, _ in layers if verdicts[f][n] != verdicts["eager"][n]]
+            if diff:
+                print(f"{f}: verdict differs from eager's on {', '.join(diff)}")
+    if base.rejection.max_step_ratio > 0:
+        print("(the preset has a step-time budget: each form's first evaluation includes timing BN-ReLU once)")
+
+
+if __name__ == "__main__":
+    main()
