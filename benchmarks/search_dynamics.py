@@ -73,7 +73,8 @@ def run_one(job: tuple) -> tuple[tuple, list[float], int]:
         search = Evolution(args["population"], args["tournament"], criterion, seed=seed, mutation=args["mutation"],
                            window_rejected=args["window_rejected"], immigration=args.get("immigration", 0.0),
                            flat_tournament=args.get("flat_tournament", "random"),
-                           mutation_repeat=args.get("mutation_repeat", 0.5), require_x=args.get("require_x", True))
+                           mutation_repeat=args.get("mutation_repeat", 0.5), require_x=args.get("require_x", True),
+                           min_window=args.get("min_window") or None)
     search.run(fitness, args["budget"])
     # surrogate scores are >= 0: before the first passing layer the best so far counts as 0
     curve = np.nan_to_num(best_so_far(search.history)[1], nan=0.0).tolist()
@@ -150,6 +151,8 @@ def main() -> None:
                     help="evolution draws its random genomes among graphs that read x (default %(default)s)")
     ap.add_argument("--random-require-x", action="store_true",
                     help="the baseline draws only graphs that read x too (a stronger baseline than the paper's)")
+    ap.add_argument("--min-window", type=int, default=0,
+                    help="tournaments start when the window holds this many (default 0: when full)")
     ap.add_argument("--first-seed", type=int, default=0, help="seeds run from here (default %(default)s)")
     ap.add_argument("--target-seed", type=int, default=12345,
                     help="seed drawing the random targets (default %(default)s)")
@@ -162,11 +165,12 @@ def main() -> None:
                 "tournament": args.tournament, "mutation": args.mutation, "window_rejected": args.window_rejected,
                 "immigration": args.immigration, "flat_tournament": args.flat_tournament,
                 "mutation_repeat": args.mutation_repeat, "require_x": args.require_x,
-                "random_require_x": args.random_require_x}
+                "random_require_x": args.random_require_x, "min_window": args.min_window}
     print(f"surrogate {args.score}; budget {args.budget}; {args.seeds} seeds; population {args.population}, "
           f"tournament {args.tournament}, mutation {args.mutation}, window_rejected {args.window_rejected}, "
           f"immigration {args.immigration}, mutation_repeat {args.mutation_repeat}, "
-          f"flat_tournament {args.flat_tournament}, require_x {args.require_x}; seeds from {args.first_seed}")
+          f"flat_tournament {args.flat_tournament}, require_x {args.require_x}, "
+          f"min_window {args.min_window or 'full'}; seeds from {args.first_seed}")
     for name, g in chosen.items():
         print(f"  target {name}: {g.expression()}")
     jobs = []
