@@ -18,7 +18,7 @@ Forms are interleaved layer by layer, so drift on a shared machine hits all of t
 prints each evaluation's seconds and status, the candidates per hour of each form over the whole
 mix, its ratio to ``interpreted`` and to ``eager``, and where a form's verdict differs from
 eager's (compiled code and the interpreter round differently, so a layer at a threshold can
-flip).
+flip). ``--no-quality`` makes it a like-for-like speed comparison.
 """
 
 from __future__ import annotations
@@ -92,6 +92,10 @@ def main() -> None:
     ap.add_argument("--random", type=int, default=5, help="random graphs in the mix (default %(default)s)")
     ap.add_argument("--seed", type=int, default=0, help="seeds the random graphs (default %(default)s)")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    ap.add_argument("--no-quality", action="store_true",
+                    help="turn the quality check off, so every form trains every layer that is not rejected earlier: "
+                         "a pure speed comparison (with it on, forms that round differently can be rejected on "
+                         "different anchors and do different amounts of work)")
     args = ap.parse_args()
     forms = args.forms.split(",")
     unknown = [f for f in forms if f not in FORMS]
@@ -100,13 +104,16 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     base = cfgmod.override(cfgmod.load(args.preset), **{"data.source": args.data})
+    if args.no_quality:
+        base = cfgmod.override(base, **{"rejection.quality_threshold": 0.0})
     data = Evaluator(base).data
     evaluators = {f: Evaluator(cfgmod.override(base, **{"train.compile": "off" if f in ("interpreted", "eager")
                                                          else f}), data=data) for f in forms}
     layers = mix(args.random, args.seed)
     seconds = {f: 0.0 for f in forms}
     verdicts: dict[str, dict[str, str]] = {f: {} for f in forms}
-    print(f"preset {args.preset}, {len(layers)} layers, threads {torch.get_num_threads()}", flush=True)
+    print(f"preset {args.preset}{' without the quality check' if args.no_quality else ''}, {len(layers)} layers, "
+          f"threads {torch.get_num_threads()}", flush=True)
     for name, genome in layers:
         for f in forms:
             with form_of(f):

@@ -31,8 +31,9 @@ from evaluation.config import AnchorConfig, TrainConfig
 from evaluation.data import DeviceData
 from evaluation.hooks import Hook, Stopwatch, TrialContext
 from gp import Affine, GenomeLayer
+from gp.interpreter import InterpretedLayer
 
-NORM_MODULES = (GenomeLayer, Affine, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
+NORM_MODULES = (GenomeLayer, InterpretedLayer, Affine, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
 
 Progress = Callable[[dict], None]
 
