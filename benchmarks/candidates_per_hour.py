@@ -12,7 +12,8 @@ preset's evaluator, with its rejection checks, once per form:
   (:class:`gp.interpreter.InterpretedLayer`), the "before" of issue 9;
 - ``eager``: today's generated code (``train.compile = "off"``);
 - ``survivors`` / ``always``: ``torch.compile`` of the generated code after the quality stage /
-  before it (compile time included).
+  before it (compile time included), training mode only;
+- ``always-eval``: as ``always``, with validation compiled too (``gp.compiler.COMPILE_EVAL``).
 
 Forms are interleaved layer by layer, so drift on a shared machine hits all of them alike. It
 prints each evaluation's seconds and status, the candidates per hour of each form over the whole
@@ -37,13 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import evaluation.evaluate as evaluate_module  # noqa: E402
 from evaluation import config as cfgmod  # noqa: E402
 from evaluation.evaluate import Evaluator  # noqa: E402
-from gp import Affine, layer_factory, zoo  # noqa: E402
+from gp import Affine, compiler, layer_factory, zoo  # noqa: E402
 from gp.genome import Genome  # noqa: E402
 from gp.interpreter import InterpretedLayer  # noqa: E402
 from gp.space import SearchSpace  # noqa: E402
 from gp.variation import random_genome  # noqa: E402
 
-FORMS = ("interpreted", "eager", "survivors", "always")
+FORMS = ("interpreted", "eager", "survivors", "always", "always-eval")
 
 
 def interpreted_factory(genome: Genome, *, no_act: str = "affine"):
@@ -59,9 +60,25 @@ def interpreted_factory(genome: Genome, *, no_act: str = "affine"):
     return factory
 
 
+def cold() -> None:
+    """Forget every compiled program, in memory and on disk, so that each form compiles a layer
+    as a new candidate does (a search never meets the same graph twice): without this, a form
+    would reuse what an earlier form compiled for the same genome."""
+    compiler.program.cache_clear()
+    torch._dynamo.reset()
+
+
 @contextlib.contextmanager
 def form_of(name: str):
     """Evaluations inside run the candidate (and the BN-ReLU yardstick) in form ``name``."""
+    cold()
+    if name == "always-eval":
+        compiler.COMPILE_EVAL = True
+        try:
+            yield
+        finally:
+            compiler.COMPILE_EVAL = False
+        return
     if name != "interpreted":
         yield
         return
@@ -103,12 +120,15 @@ def main() -> None:
         ap.error(f"unknown form(s) {', '.join(unknown)}; valid: {', '.join(FORMS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    torch._inductor.config.fx_graph_cache = False  # no compiled code from earlier runs (see cold())
+    torch._functorch.config.enable_autograd_cache = False
     base = cfgmod.override(cfgmod.load(args.preset), **{"data.source": args.data})
     if args.no_quality:
         base = cfgmod.override(base, **{"rejection.quality_threshold": 0.0})
     data = Evaluator(base).data
-    evaluators = {f: Evaluator(cfgmod.override(base, **{"train.compile": "off" if f in ("interpreted", "eager")
-                                                         else f}), data=data) for f in forms}
+    policy = {"interpreted": "off", "eager": "off", "survivors": "survivors", "always": "always",
+              "always-eval": "always"}
+    evaluators = {f: Evaluator(cfgmod.override(base, **{"train.compile": policy[f]}), data=data) for f in forms}
     layers = mix(args.random, args.seed)
     seconds = {f: 0.0 for f in forms}
     verdicts: dict[str, dict[str, str]] = {f: {} for f in forms}

@@ -49,7 +49,7 @@ from evaluation.hooks import (
 )
 from evaluation.result import EvalResult, Status
 from evaluation.train import Progress, Training, autocast, build_model, time_steps
-from gp import Genome, layer_factory, zoo
+from gp import Genome, compiler, layer_factory, zoo
 from gp.compiler import use_compiled
 
 COMPILE_POLICIES = ("off", "survivors", "always")
@@ -250,8 +250,8 @@ class Evaluator:
 
     def _compile(self, runs: list[Training], clock: Stopwatch) -> None:
         """Switch every anchor's candidate layers to compiled code and compile it now, as its own
-        ``compile`` stage: one training and one validation pass on a copy of each model (the copy
-        shares the compiled code; the model itself is untouched)."""
+        ``compile`` stage: one training pass on a copy of each model (the copy shares the compiled
+        code; the model itself is untouched), and one validation pass when ``COMPILE_EVAL`` is set."""
         if all(run.step >= self.config.train.steps for run in runs):
             return
         images, labels = self.data.augmenter.normalize(self.data.train.images[:8]), self.data.train.labels[:8]
@@ -262,8 +262,9 @@ class Evaluator:
                 with autocast(self.device):
                     loss = F.cross_entropy(copy(images).float(), labels)
                 loss.backward()
-                with torch.no_grad(), autocast(self.device):
-                    copy.eval()(images)
+                if compiler.COMPILE_EVAL:
+                    with torch.no_grad(), autocast(self.device):
+                        copy.eval()(images)
                 del copy
 
 

@@ -62,6 +62,11 @@ NormAct = Callable[..., nn.Module]
 
 NO_ACT_POLICIES = ("affine", "candidate", "batchnorm")
 
+COMPILE_EVAL = False
+"""Whether compiled layers also run compiled in eval mode. Off: validation runs the eager
+generated code, since a second compilation per candidate costs more than a proxy training's few
+validation passes save (``benchmarks/candidates_per_hour.py`` compares both)."""
+
 PARAMETERS = ("v0", "v1", "gamma", "beta")
 """The per-channel parameters of every genome layer, in the order the generated code takes them."""
 
@@ -261,7 +266,7 @@ class GenomeLayer(nn.Module):
             raise ValueError(f"expected input (N, {self.num_features}, H, W), got {tuple(x.shape)}")
         p = self._program
         args = (x, self.v0, self.v1, self.gamma, self.beta, *(self._buffers[n] for n, _ in p.buffers), p.tensors(x))
-        if self.compiled and p.compile_error is None:
+        if self.compiled and (self.training or COMPILE_EVAL) and p.compile_error is None:
             try:
                 return p.compiled(self.training)(*args)
             except torch._dynamo.exc.TorchDynamoException as exc:  # compilation, not the candidate, failed
@@ -275,8 +280,9 @@ def compile_layer(genome: Genome, num_features: int, *, device=None, dtype=None)
 
 
 def use_compiled(model: nn.Module, on: bool = True) -> int:
-    """Run every genome layer of ``model`` through ``torch.compile`` (or back to eager code);
-    returns how many layers were switched. Compiled code cannot be differentiated twice (the
+    """Run every genome layer of ``model`` through ``torch.compile`` in training mode (or back to
+    eager code); returns how many layers were switched. Eval mode (validation) keeps the eager
+    generated code unless :data:`COMPILE_EVAL` is set. Compiled code cannot be differentiated twice (the
     stability test's double backward): switch after it. A compilation that fails falls back to
     eager code, with a warning, for that genome."""
     layers = [m for m in model.modules() if isinstance(m, GenomeLayer)]

@@ -217,6 +217,30 @@ def test_failed_compilation_falls_back_to_eager_code(gen):
     torch.testing.assert_close(layer(x), expected)  # eager from now on, without a new warning
 
 
+def test_compiled_layers_validate_with_eager_code_unless_told(gen, monkeypatch):
+    from gp import compiler
+
+    genome = Genome.from_expression("div(x, std_batch(x))")
+    layer = compile_layer(genome, 4)
+    x = torch.randn(2, 4, 3, 3, generator=gen)
+    calls = []
+
+    def recorded(training):
+        def run(*args):
+            calls.append(training)
+            return (layer._program.train if training else layer._program.eval).forward(*args)
+        return run
+
+    layer._program._compiled = {True: recorded(True), False: recorded(False)}
+    use_compiled(torch.nn.Sequential(layer))
+    layer.train()(x)
+    layer.eval()(x)
+    assert calls == [True]  # the eval pass ran the eager code
+    monkeypatch.setattr(compiler, "COMPILE_EVAL", True)
+    layer.eval()(x)
+    assert calls == [True, False]
+
+
 @pytest.mark.parametrize("expr", ["exp(zero)", "std_batch(zero)", "add(x, mean_batch(sigmoid(zero)))",
                                   "div(x, neg(zero))", "max(mean_instance(zero), x)"])
 def test_constant_corner_cases_match_interpreter(expr, gen):
