@@ -12,10 +12,13 @@ preset's evaluator, with its rejection checks, once per form:
   (:class:`gp.interpreter.InterpretedLayer`), the "before" of issue 9;
 - ``eager``: today's generated code (``train.compile = "off"``);
 - ``survivors`` / ``always``: ``torch.compile`` of the generated code after the quality stage /
-  before it (compile time included), training mode only;
-- ``always-eval``: as ``always``, with validation compiled too (``gp.compiler.COMPILE_EVAL``).
+  before it (compile time included), training mode only, validation eager;
+- ``always-eval``: as ``always``, with validation compiled too (``gp.compiler.COMPILE_EVAL``,
+  the default).
 
-Forms are interleaved layer by layer, so drift on a shared machine hits all of them alike. It
+Forms are interleaved layer by layer, in reverse order every other layer: drift on a shared
+machine hits all of them alike, and the compiled kernels that gcc leaves in the on-disk cache
+(which a later form of the same layer can reuse) favour no form in particular. It
 prints each evaluation's seconds and status, the candidates per hour of each form over the whole
 mix, its ratio to ``interpreted`` and to ``eager``, and where a form's verdict differs from
 eager's (compiled code and the interpreter round differently, so a layer at a threshold can
@@ -72,12 +75,12 @@ def cold() -> None:
 def form_of(name: str):
     """Evaluations inside run the candidate (and the BN-ReLU yardstick) in form ``name``."""
     cold()
-    if name == "always-eval":
-        compiler.COMPILE_EVAL = True
+    if name in ("survivors", "always"):
+        compiler.COMPILE_EVAL = False
         try:
             yield
         finally:
-            compiler.COMPILE_EVAL = False
+            compiler.COMPILE_EVAL = True
         return
     if name != "interpreted":
         yield
@@ -134,8 +137,8 @@ def main() -> None:
     verdicts: dict[str, dict[str, str]] = {f: {} for f in forms}
     print(f"preset {args.preset}{' without the quality check' if args.no_quality else ''}, {len(layers)} layers, "
           f"threads {torch.get_num_threads()}", flush=True)
-    for name, genome in layers:
-        for f in forms:
+    for i, (name, genome) in enumerate(layers):
+        for f in forms if i % 2 == 0 else forms[::-1]:
             with form_of(f):
                 start = time.perf_counter()
                 result = evaluators[f](genome)

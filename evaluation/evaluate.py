@@ -251,7 +251,7 @@ class Evaluator:
     def _compile(self, runs: list[Training], clock: Stopwatch) -> None:
         """Switch every anchor's candidate layers to compiled code and compile it now, as its own
         ``compile`` stage: one training pass on a copy of each model (the copy shares the compiled
-        code; the model itself is untouched), and one validation pass when ``COMPILE_EVAL`` is set."""
+        code; the model itself is untouched), and one validation pass unless ``COMPILE_EVAL`` is off."""
         if all(run.step >= self.config.train.steps for run in runs):
             return
         images, labels = self.data.augmenter.normalize(self.data.train.images[:8]), self.data.train.labels[:8]

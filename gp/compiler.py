@@ -62,10 +62,11 @@ NormAct = Callable[..., nn.Module]
 
 NO_ACT_POLICIES = ("affine", "candidate", "batchnorm")
 
-COMPILE_EVAL = False
-"""Whether compiled layers also run compiled in eval mode. Off: validation runs the eager
-generated code, since a second compilation per candidate costs more than a proxy training's few
-validation passes save (``benchmarks/candidates_per_hour.py`` compares both)."""
+COMPILE_EVAL = True
+"""Whether compiled layers also run compiled in eval mode (validation). ``False`` validates with
+the eager generated code and saves the second compilation per candidate; which is faster depends
+on how many validation passes a training has (``benchmarks/candidates_per_hour.py`` compares
+both: forms ``always`` and ``always-eval``)."""
 
 PARAMETERS = ("v0", "v1", "gamma", "beta")
 """The per-channel parameters of every genome layer, in the order the generated code takes them."""
@@ -281,8 +282,8 @@ def compile_layer(genome: Genome, num_features: int, *, device=None, dtype=None)
 
 def use_compiled(model: nn.Module, on: bool = True) -> int:
     """Run every genome layer of ``model`` through ``torch.compile`` in training mode (or back to
-    eager code); returns how many layers were switched. Eval mode (validation) keeps the eager
-    generated code unless :data:`COMPILE_EVAL` is set. Compiled code cannot be differentiated twice (the
+    eager code); returns how many layers were switched. Eval mode (validation) runs compiled
+    too unless :data:`COMPILE_EVAL` is off. Compiled code cannot be differentiated twice (the
     stability test's double backward): switch after it. A compilation that fails falls back to
     eager code, with a warning, for that genome."""
     layers = [m for m in model.modules() if isinstance(m, GenomeLayer)]

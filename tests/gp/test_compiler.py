@@ -217,7 +217,7 @@ def test_failed_compilation_falls_back_to_eager_code(gen):
     torch.testing.assert_close(layer(x), expected)  # eager from now on, without a new warning
 
 
-def test_compiled_layers_validate_with_eager_code_unless_told(gen, monkeypatch):
+def test_compiled_layers_validate_with_eager_code_when_told(gen, monkeypatch):
     from gp import compiler
 
     genome = Genome.from_expression("div(x, std_batch(x))")
@@ -233,6 +233,7 @@ def test_compiled_layers_validate_with_eager_code_unless_told(gen, monkeypatch):
 
     layer._program._compiled = {True: recorded(True), False: recorded(False)}
     use_compiled(torch.nn.Sequential(layer))
+    monkeypatch.setattr(compiler, "COMPILE_EVAL", False)
     layer.train()(x)
     layer.eval()(x)
     assert calls == [True]  # the eval pass ran the eager code
