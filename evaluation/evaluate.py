@@ -181,9 +181,9 @@ class Evaluator:
         curves: dict[str, dict[int, float]] = {}
         params: dict[str, int] = {}
         limit = self.config.rejection.max_seconds
-        hooks = [*self.hooks, WallClock(limit)] if limit > 0 else self.hooks
+        wall = WallClock(limit) if limit > 0 else None
         try:
-            self._evaluate(genome, clock, state, accuracies, curves, params, hooks)
+            self._evaluate(genome, clock, state, accuracies, curves, params, wall)
             status, reason, stage = Status.OK, None, None
         except CandidateRejected as r:
             status, reason, stage = Status.REJECTED, r.reason, r.stage
@@ -204,11 +204,11 @@ class Evaluator:
                           anchor=state["anchor"] if status is not Status.OK else None, step=state["step"],
                           timings={k: round(v, 4) for k, v in clock.seconds.items()}, params=params, curves=curves)
 
-    def _evaluate(self, genome, clock, state, accuracies, curves, params, hooks) -> None:
+    def _evaluate(self, genome, clock, state, accuracies, curves, params, wall: WallClock | None) -> None:
         cfg = self.config
+        hooks = self.hooks if wall is None else [*self.hooks, wall]
         with clock("static"):
             static_check(genome)
-        wall = hooks[-1] if hooks and isinstance(hooks[-1], WallClock) else None
         if wall is not None:
             wall.check("after the static probe")
         factory = layer_factory(genome, no_act=cfg.train.no_act)

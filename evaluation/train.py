@@ -198,6 +198,7 @@ class Training:
             if self.progress is not None:
                 self.progress({"anchor": self.ctx.anchor, "step": step, "steps": self.cfg.steps, "loss": value})
 
+
 def train(ctx: TrialContext, data: DeviceData, cfg: TrainConfig, *, eval_at: set[int], val_limit: int | None,
           hooks: list[Hook], seed: int, clock: Stopwatch, progress: Progress | None = None) -> dict[int, float]:
     """Train ``ctx.model`` for ``cfg.steps`` steps in one go; returns {step: validation accuracy}."""

@@ -36,11 +36,11 @@ import numpy as np
 from analysis.plots import best_so_far
 from evaluation import config as cfgmod
 from evaluation.evaluate import Evaluator
-from evaluation.experiment import Experiment, summary
+from evaluation.experiment import EVENTS, Experiment, summary
 from gp import zoo
 from gp.genome import Genome
 from gp.search import SerialExecutor, events
-from gp.search.record import Record
+from gp.search.record import Record, ranked
 
 CHANCE = 0.1
 """What a search scores before any of its candidates has passed: chance accuracy on 10 classes."""
@@ -55,7 +55,7 @@ def run_search(out: Path, eval_cfg, search_cfg, evaluator, run: bool) -> Experim
         return None
     exp = (Experiment.resume(out, {"search.budget": search_cfg.budget}) if Experiment.exists(out)
            else Experiment.create(out, eval_cfg, search_cfg))
-    if run and exp.searcher.evaluated < search_cfg.budget:
+    if exp.searcher.evaluated < search_cfg.budget:
         exp.run(SerialExecutor(evaluator))
     return exp
 
@@ -158,30 +158,31 @@ def main() -> None:
     evaluator = Evaluator(eval_cfg)  # the data is loaded once for every search
     reference = "gn_relu" if args.batch_independent else "bn_relu"
     ref_level = reference_level(evaluator, reference, out) if only is None or "reference" in only else None
+    preset_search = cfgmod.load_search(args.preset)
+    min_window = preset_search.min_window if args.min_window is None else args.min_window
     curves: dict[str, list[list[float]]] = {}
     best: dict[str, list[tuple[float, str]]] = {}
     for seed in range(args.seeds):
         for algorithm in ("random", "evolution"):
             name = f"{algorithm}-s{seed}"
             search_cfg = dataclasses.replace(
-                cfgmod.load_search(args.preset), algorithm=algorithm, criterion=args.criterion,
+                preset_search, algorithm=algorithm, criterion=args.criterion,
                 budget=random_budget if algorithm == "random" else args.budget, seed=seed,
                 population_size=args.population, tournament_size=args.tournament, seed_layers=(),
-                batch_stats=not args.batch_independent,
-                min_window=cfgmod.load_search(args.preset).min_window if args.min_window is None else args.min_window)
+                batch_stats=not args.batch_independent, min_window=min_window)
             if not args.gather:
                 exp = run_search(out / name, eval_cfg, search_cfg, evaluator, run=only is None or name in only)
                 if exp is not None:
                     print(summary(exp, top=3), "\n", flush=True)
-            if only or not (out / name / "events.jsonl").exists():
+            log = out / name / EVENTS
+            if only or not log.exists():
                 continue
-            records = [Record.from_dict(e["record"]) for e in events.read(out / name / "events.jsonl")
-                       if e["type"] == "evaluated"]
+            records = [Record.from_dict(e["record"]) for e in events.read(log) if e["type"] == "evaluated"]
             curves.setdefault(algorithm, []).append(curve(records, args.budget))
             if algorithm == "random":
                 curves.setdefault("random reading x", []).append(curve(reading_x(records), args.budget))
-            top = max((r for r in records if r.objectives is not None), key=lambda r: r.mean, default=None)
-            best.setdefault(algorithm, []).append((top.mean, top.genome) if top else (float("nan"), ""))
+            top = ranked(records)[:1]
+            best.setdefault(algorithm, []).append((top[0].mean, top[0].genome) if top else (float("nan"), ""))
     if only:
         return
     at = args.budget
