@@ -1,7 +1,10 @@
 """Proxy training: deferred loss reads (the CUDA path, exercised here on the CPU) change nothing
 the hooks see but when they see it."""
 
+import dataclasses
+
 import pytest
+import torch
 
 from evaluation.config import AnchorConfig, DataConfig, EvalConfig, TrainConfig
 from evaluation.evaluate import load_data
@@ -23,14 +26,10 @@ def setup(cifar_dir):
     cfg = EvalConfig(anchors=(AnchorConfig("resnet50", 0.0625),),
                      data=DataConfig(source=str(cifar_dir), per_class=40, val_size=100),
                      train=TrainConfig(steps=10, batch_size=16, lr=0.05), device="cpu")
-    return cfg, load_data(cfg, __import__("torch").device("cpu"))
+    return cfg, load_data(cfg, torch.device("cpu"))
 
 
 def _training(cfg, data, genome, hooks, sync_every, lr=None):
-    import dataclasses
-
-    import torch
-
     train = cfg.train if lr is None else dataclasses.replace(cfg.train, lr=lr)
     model = build_model(cfg.anchors[0], layer_factory(genome), torch.device("cpu"), seed=0)
     ctx = TrialContext(genome, "resnet50", model, torch.device("cpu"), batch=None)  # type: ignore[arg-type]
@@ -44,7 +43,7 @@ def test_deferred_reads_show_every_step_with_the_same_loss_and_accuracy(setup):
     for every in (1, 4):
         seen = Losses()
         run = _training(cfg, data, zoo.get("bn_relu"), [seen], every)
-        curve = run.advance(7)  # a segment ending between two reads: its last steps are read at its end
+        run.advance(7)  # a segment ending between two reads: its last steps are read at its end
         assert [s for s, _ in seen.seen] == list(range(1, 8)) and run.step == 7
         curve = run.advance(10)
         runs[every] = (seen.seen, curve, len(run.ctx.step_times))
