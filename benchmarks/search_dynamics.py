@@ -138,7 +138,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10, help="seeds per algorithm (default %(default)s)")
     ap.add_argument("--population", type=int, default=50, help="aging window (default %(default)s)")
     ap.add_argument("--tournament", type=int, default=10, help="tournament size (default %(default)s)")
-    ap.add_argument("--mutation", default="point", help="paper | point | mixed (default %(default)s)")
+    ap.add_argument("--mutation", default="indel", help="paper | point | mixed | indel (default %(default)s)")
     ap.add_argument("--criteria", default="pareto,average", help="winner criteria (default %(default)s)")
     ap.add_argument("--window-rejected", action="store_true", help="rejected candidates take window slots")
     ap.add_argument("--immigration", type=float, default=0.0,

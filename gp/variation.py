@@ -13,6 +13,13 @@ one node per mutation.
 A mutation that touches only dead nodes changes nothing a fitness could see; :func:`mutate`
 keeps such neutral changes (they are the drift that later revivals draw on) and repeats until the
 live graph changes, Cartesian GP's "single active mutation".
+
+Point mutations keep a lineage's live size unless a revival happens to fit. Insertions and
+deletions (:func:`insert_step`, :func:`delete_step`, mixed with point mutations in
+:func:`indel_step`, the default) grow and shrink the live graph by a node or two in one step,
+and re-pad it to ``max_nodes``: structure such as "divide by a statistic" can be added to a
+layer that already scores well, which on the surrogate benchmark is what point mutations
+missed (docs/results.md §1.0).
 """
 
 from __future__ import annotations
@@ -98,7 +105,76 @@ def mixed_step(genome: Genome, rng: np.random.Generator, space: SearchSpace = PA
     return (paper_step if rng.random() < 0.5 else point_step)(genome, rng, space)
 
 
-STEPS = {"paper": paper_step, "point": point_step, "mixed": mixed_step}
+def _renumbered(nodes: list[Node], mapping) -> list[Node]:
+    return [Node(n.op, tuple(mapping(i) for i in n.inputs)) for n in nodes]
+
+
+def insert_step(genome: Genome, rng: np.random.Generator, space: SearchSpace = PAPER) -> Genome:
+    """Insert a node after a live one: ``t`` becomes ``op(t, s)`` (or ``op(s, t)``, or ``op(t)``)
+    for every node that read ``t``, where ``s`` is an earlier node or, half the time, a new
+    one-input node (a statistic, an activation) of an earlier node. One step wraps a layer in a
+    normaliser (``relu(x)`` -> ``relu(x) / std_group(x)``), which point mutations reach only
+    through a dead node that happens to compute the right thing. The result is the live graph
+    with the insertion, padded back to ``space.max_nodes``; a graph with no room left gets a
+    point mutation instead."""
+    live = list(genome.canonical.nodes)
+    if len(live) + 2 > space.max_nodes:
+        return point_step(genome, rng, space)
+    k = NUM_INPUTS + int(rng.integers(len(live)))  # the node to wrap
+    op = space.ops[rng.integers(len(space.ops))]
+    new: list[Node] = []
+    if op.arity == 1:
+        new.append(Node(op.name, (k,)))
+    else:
+        unary = [o for o in space.ops if o.arity == 1]
+        if rng.random() < 0.5:  # a new one-input node of an earlier node (or of k itself)
+            other = unary[rng.integers(len(unary))]
+            new.append(Node(other.name, (int(rng.integers(k + 1)),)))
+            s = k + 1
+        else:
+            s = int(rng.integers(k))  # an earlier node
+        args = (k, s) if rng.random() < 0.5 else (s, k)
+        new.append(Node(op.name, args))
+    shift = len(new)
+    wrapped = k + shift  # index of the wrapping node
+
+    def after(i: int) -> int:
+        return wrapped if i == k else (i + shift if i > k else i)
+
+    head, tail = live[:k - NUM_INPUTS + 1], live[k - NUM_INPUTS + 1:]
+    return pad(Genome(tuple(head + new + _renumbered(tail, after))), space.max_nodes, rng, space)
+
+
+def delete_step(genome: Genome, rng: np.random.Generator, space: SearchSpace = PAPER) -> Genome:
+    """Remove a live node: whatever read ``t = op(a, b)`` reads one of ``a``, ``b`` instead (the
+    output is replaced by a copy of a node it reads). The converse of :func:`insert_step`, so
+    that lineages can shrink back to short graphs; a one-node graph gets a point mutation."""
+    live = list(genome.canonical.nodes)
+    if len(live) == 1:
+        return point_step(genome, rng, space)
+    k = NUM_INPUTS + int(rng.integers(len(live)))
+    node = live[k - NUM_INPUTS]
+    if k == NUM_INPUTS + len(live) - 1:  # the output: it becomes a node it read (it reads one)
+        computed = [i for i in node.inputs if i >= NUM_INPUTS]
+        live[-1] = live[computed[int(rng.integers(len(computed)))] - NUM_INPUTS]
+    else:
+        keep = node.inputs[int(rng.integers(len(node.inputs)))]
+        live = live[:k - NUM_INPUTS + 1] + _renumbered(live[k - NUM_INPUTS + 1:], lambda i: keep if i == k else i)
+    return pad(Genome(tuple(live)).canonical, space.max_nodes, rng, space)
+
+
+def indel_step(genome: Genome, rng: np.random.Generator, space: SearchSpace = PAPER) -> Genome:
+    """A point mutation, or with probability 1/3 an insertion or a deletion (1/6 each), as
+    AutoML-Zero's mutations insert and remove instructions beside re-drawing arguments."""
+    u = rng.random()
+    if u < 1 / 6:
+        return insert_step(genome, rng, space)
+    if u < 1 / 3:
+        return delete_step(genome, rng, space)
+    return point_step(genome, rng, space)
+
+
+STEPS = {"paper": paper_step, "point": point_step, "mixed": mixed_step, "indel": indel_step}
 
 
 def mutate(genome: Genome, rng: np.random.Generator, space: SearchSpace = PAPER, *, active: bool = True,

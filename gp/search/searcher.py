@@ -297,7 +297,9 @@ class Evolution(Searcher):
     ``seed_layers``); afterwards each ask draws ``tournament_size`` window members, picks a
     winner (``criterion``: ``"pareto"`` — a random member of their Pareto front — or
     ``"average"``), and returns a mutation of it that changes its live graph (``mutation``: the
-    step; ``mutation_repeat``: probability of each further step, see :func:`gp.variation.mutate`).
+    step, :data:`gp.variation.STEPS`, default ``"indel"``: point mutations, insertions and
+    deletions; ``mutation_repeat``: probability of each further step, see
+    :func:`gp.variation.mutate`).
 
     A tournament whose members all score the same (every objective equal: typically all at a
     clipped floor) carries no information; mutating an arbitrary member of it is a local random
@@ -319,7 +321,7 @@ class Evolution(Searcher):
     kind = "evolution"
 
     def __init__(self, population_size: int = 100, tournament_size: int = 25, criterion: str = "pareto", *,
-                 seed_layers: Sequence[str] = (), window_rejected: bool = False, mutation: str = "point",
+                 seed_layers: Sequence[str] = (), window_rejected: bool = False, mutation: str = "indel",
                  mutation_repeat: float = 0.5, immigration: float = 0.0, flat_tournament: str = "random",
                  require_x: bool = True, min_window: int | None = None, **kwargs) -> None:
         if criterion not in CRITERIA:

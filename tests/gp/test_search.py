@@ -314,7 +314,7 @@ def test_evolution_beats_random_search_on_the_surrogate():
         "search_dynamics", Path(__file__).resolve().parents[2] / "benchmarks" / "search_dynamics.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    settings = {"score": "r2", "budget": 400, "population": 50, "tournament": 10, "mutation": "point",
+    settings = {"score": "r2", "budget": 400, "population": 50, "tournament": 10, "mutation": "indel",
                 "window_rejected": False}
     target = str(zoo.get("evonorm_b0"))
     finals = {}

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from gp import BATCH_INDEPENDENT, PAPER, Genome, SearchSpace, mutate, random_genome, zoo
 from gp.genome import NUM_INPUTS, Node
-from gp.variation import mutate_node, pad
+from gp.variation import delete_step, insert_step, mutate_node, pad
 
 
 @settings(max_examples=100, deadline=None)
@@ -131,3 +131,38 @@ def test_repeated_mutation_takes_a_geometric_number_of_steps():
     assert mutate(parent, a, step="point") == mutate(parent, b, step="point", repeat=0.0)
     with pytest.raises(ValueError, match="repeat must be in"):
         mutate(parent, rng, repeat=1.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_insertion_and_deletion_change_the_live_size_by_small_steps(seed):
+    rng = np.random.default_rng(seed)
+    g = pad(random_genome(rng, num_nodes=int(rng.integers(1, 8))), 10, rng)
+    grown = insert_step(g, rng)
+    shrunk = delete_step(g, rng)
+    for child in (grown, shrunk):
+        assert len(child.nodes) == 10 and Genome.parse(str(child)) == child
+    # an insertion adds one or two nodes (fewer live ones only if the new node merges with an old one)
+    assert g.live_nodes - 1 <= grown.live_nodes <= g.live_nodes + 2
+    assert shrunk.live_nodes < g.live_nodes or g.live_nodes == 1  # a 1-node graph: a point mutation
+
+
+def test_an_insertion_wraps_a_node_in_a_normaliser():
+    """relu(x) -> relu(x) / std_group(x) in one step: the insertion reaches it (a point mutation
+    needs a dead node that happens to be std_group(x))."""
+    relu = Genome.parse("t1 = max(x, zero)")
+    goal = Genome.parse("t1 = max(x, zero); t2 = std_group(x); t3 = div(t1, t2)").key
+    rng = np.random.default_rng(0)
+    hits = sum(insert_step(relu, rng).key == goal for _ in range(20_000))
+    # P = P(div) * P(new node) * P(std_group among 20 one-input ops) * P(its input is x) * P(order)
+    expected = 20_000 * (1 / 24) * 0.5 * (1 / 20) * (1 / 5) * 0.5
+    assert 0.5 * expected < hits < 2 * expected
+
+
+def test_a_deletion_bypasses_a_node():
+    s1 = Genome.parse("t1 = sigmoid(x); t2 = mul(x, t1); t3 = std_group(x); t4 = div(t2, t3)")
+    rng = np.random.default_rng(0)
+    seen = {delete_step(s1, rng).canonical.expression() for _ in range(400)}
+    assert "div(x, std_group(x))" in seen  # mul(x, sigmoid(x)) bypassed to x
+    assert "std_group(x)" in seen  # the output replaced by the node it read
+    assert "div(mul(x, x), std_group(x))" in seen  # sigmoid(x) bypassed to x
