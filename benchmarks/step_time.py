@@ -2,9 +2,12 @@
 (BN-Swish for EfficientNet), measured side by side in one run.
 
     python benchmarks/step_time.py [--preset cpu] [--device cpu] [--batch 32] [--rounds 5]
+        [--layers bn_relu,evonorm_b0,evonorm_s0] [--compiled]
 
 Rounds interleave the layers, so drift on a noisy machine hits all of them alike; the ratio is
 the median over rounds of (layer step time / reference step time in the same round).
+``--compiled`` adds each layer in ``torch.compile``'d form (``gp.compiler.use_compiled``,
+training mode; columns ``NAME*``); compilation happens in the warm-up step and is not timed.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import architectures
 from evaluation import config as cfgmod
 from evaluation.evaluate import resolve_device
 from evaluation.train import autocast
-from gp import layer_factory, zoo
+from gp import compiler, layer_factory, zoo
 
 
 def step_timer(model, batch, device, steps):
@@ -49,7 +52,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=None, help="default: the preset's batch size")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=3, help="steps per timing")
+    ap.add_argument("--layers", default=",".join(zoo.names()), help="zoo layers (default: all)")
+    ap.add_argument("--compiled", action="store_true", help="also time each layer compiled (NAME*)")
     args = ap.parse_args()
+    names = [n.strip() for n in args.layers.split(",") if n.strip()]
+    for n in names:
+        zoo.get(n)  # raises naming the known layers
     cfg = cfgmod.load(args.preset)
     device = resolve_device(args.device or cfg.device)
     batch = args.batch or cfg.train.batch_size
@@ -58,7 +66,7 @@ def main() -> None:
     data = (images, torch.randint(0, 10, (batch,), generator=gen).to(device))
     if device.type == "cuda":
         data = (data[0].contiguous(memory_format=torch.channels_last), data[1])
-    layers = ["reference"] + zoo.names()
+    layers = ["reference"] + names + ([f"{n}*" for n in names] if args.compiled else [])
     print(f"device {device}, batch {batch}, preset {args.preset}; ratio = step time / reference BN-act step time")
     print(f"{'anchor':<16} {'width':>6} {'reference ms':>13} " + " ".join(f"{n:>10}" for n in layers[1:]))
     for anchor in cfg.anchors:
@@ -67,9 +75,11 @@ def main() -> None:
             if name == "reference":
                 norm_act = architectures.reference_norm_act(anchor.arch)
             else:
-                norm_act = layer_factory(zoo.get(name))
+                norm_act = layer_factory(zoo.get(name.rstrip("*")))
             torch.manual_seed(0)
             model = architectures.create_arch(anchor.arch, norm_act, width=anchor.width).to(device)
+            if name.endswith("*"):
+                compiler.use_compiled(model)
             if device.type == "cuda":
                 model = model.to(memory_format=torch.channels_last)
             timers[name] = step_timer(model, data, device, args.steps)
