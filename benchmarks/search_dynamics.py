@@ -35,14 +35,15 @@ from gp.search.surrogate import Surrogate
 STATISTICS = ("mean_", "sqmean_", "std_")
 
 
-def random_targets(count: int, seed: int = 12345) -> dict[str, Genome]:
-    """Random normalising layers of the space: >= 3 live nodes, a statistic, pass the probe."""
+def random_targets(count: int, seed: int = 12345, min_live: int = 3) -> dict[str, Genome]:
+    """Random normalising layers of the space: >= ``min_live`` live nodes, a statistic, pass the
+    probe."""
     rng = np.random.default_rng(seed)
     out: dict[str, Genome] = {}
     while len(out) < count:
         g = random_genome(rng)
         live_ops = [g.node(i).op for i in g.live if i >= 4]
-        if g.live_nodes < 3 or not any(op.startswith(STATISTICS) for op in live_ops) or probe(g).problem:
+        if g.live_nodes < min_live or not any(op.startswith(STATISTICS) for op in live_ops) or probe(g).problem:
             continue
         try:
             Surrogate(g)
@@ -52,12 +53,12 @@ def random_targets(count: int, seed: int = 12345) -> dict[str, Genome]:
     return out
 
 
-def targets(spec: str, target_seed: int = 12345) -> dict[str, Genome]:
+def targets(spec: str, target_seed: int = 12345, min_live: int = 3) -> dict[str, Genome]:
     """``b0,s0,random:3``: zoo layers by name (``evonorm_`` may be left out) and random ones."""
     out: dict[str, Genome] = {}
     for item in spec.split(","):
         if item.startswith("random:"):
-            out |= random_targets(int(item.split(":")[1]), target_seed)
+            out |= random_targets(int(item.split(":")[1]), target_seed, min_live)
         else:
             name = item if item in zoo.names() else f"evonorm_{item}"
             out[item] = zoo.get(name)
@@ -156,11 +157,13 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0, help="seeds run from here (default %(default)s)")
     ap.add_argument("--target-seed", type=int, default=12345,
                     help="seed drawing the random targets (default %(default)s)")
+    ap.add_argument("--min-live", type=int, default=3,
+                    help="live nodes a random target has at least (default %(default)s)")
     ap.add_argument("--workers", type=int, default=2, help="processes (default %(default)s)")
     ap.add_argument("--plot", default="runs/search-dynamics.png", help="plot path (default %(default)s)")
     args = ap.parse_args()
     criteria = args.criteria.split(",")
-    chosen = targets(args.targets, args.target_seed)
+    chosen = targets(args.targets, args.target_seed, args.min_live)
     settings = {"score": args.score, "budget": args.budget, "population": args.population,
                 "tournament": args.tournament, "mutation": args.mutation, "window_rejected": args.window_rejected,
                 "immigration": args.immigration, "flat_tournament": args.flat_tournament,
