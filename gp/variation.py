@@ -32,10 +32,19 @@ from gp.space import PAPER, SearchSpace
 MAX_NEUTRAL = 200  # mutation attempts before returning a genome whose live graph did not change
 
 
+def _random_op(rng: np.random.Generator, space: SearchSpace):
+    """An op of ``space`` drawn uniformly."""
+    return space.ops[rng.integers(len(space.ops))]
+
+
+def _renumbered(nodes, mapping) -> list[Node]:
+    """``nodes`` with every input index ``i`` replaced by ``mapping(i)``."""
+    return [Node(n.op, tuple(mapping(i) for i in n.inputs)) for n in nodes]
+
+
 def _random_node(position: int, rng: np.random.Generator, space: SearchSpace) -> Node:
     """A uniformly drawn op whose inputs are drawn uniformly among the ``position`` earlier nodes."""
-    candidates = space.ops
-    op = candidates[rng.integers(len(candidates))]
+    op = _random_op(rng, space)
     return Node(op.name, tuple(int(i) for i in rng.integers(position, size=op.arity)))
 
 
@@ -62,8 +71,7 @@ def pad(genome: Genome, size: int, rng: np.random.Generator, space: SearchSpace 
     def shift(i: int) -> int:
         return i if i < NUM_INPUTS else i + extra
 
-    moved = [Node(n.op, tuple(shift(i) for i in n.inputs)) for n in genome.nodes]
-    return Genome(tuple(filler + moved))
+    return Genome(tuple(filler + _renumbered(genome.nodes, shift)))
 
 
 def mutate_node(genome: Genome, position: int, node: Node) -> Genome:
@@ -90,8 +98,7 @@ def point_step(genome: Genome, rng: np.random.Generator, space: SearchSpace = PA
     gene = int(rng.integers(1 + len(node.inputs)))
     position = NUM_INPUTS + k
     if gene == 0:
-        candidates = space.ops
-        op = candidates[rng.integers(len(candidates))]
+        op = _random_op(rng, space)
         missing = max(0, op.arity - len(node.inputs))
         inputs = node.inputs[:op.arity] + tuple(int(i) for i in rng.integers(position, size=missing))
         return mutate_node(genome, k, Node(op.name, inputs))
@@ -103,10 +110,6 @@ def point_step(genome: Genome, rng: np.random.Generator, space: SearchSpace = PA
 def mixed_step(genome: Genome, rng: np.random.Generator, space: SearchSpace = PAPER) -> Genome:
     """The paper's node re-draw or a point mutation, with equal probability."""
     return (paper_step if rng.random() < 0.5 else point_step)(genome, rng, space)
-
-
-def _renumbered(nodes: list[Node], mapping) -> list[Node]:
-    return [Node(n.op, tuple(mapping(i) for i in n.inputs)) for n in nodes]
 
 
 def insert_step(genome: Genome, rng: np.random.Generator, space: SearchSpace = PAPER) -> Genome:
@@ -121,7 +124,7 @@ def insert_step(genome: Genome, rng: np.random.Generator, space: SearchSpace = P
     if len(live) + 2 > space.max_nodes:
         return point_step(genome, rng, space)
     k = NUM_INPUTS + int(rng.integers(len(live)))  # the node to wrap
-    op = space.ops[rng.integers(len(space.ops))]
+    op = _random_op(rng, space)
     new: list[Node] = []
     if op.arity == 1:
         new.append(Node(op.name, (k,)))
