@@ -1,6 +1,7 @@
 """How fast bad layers are rejected, relative to a full proxy evaluation of BN-ReLU, per stage.
 
     python benchmarks/rejection_time.py [--preset cpu] [--data ../shared/data/cifar10] [--samples 30]
+                                        [--set rejection.max_seconds=30]
 
 Evaluates BN-ReLU in full, then a sample of random layers of the paper's space (the layers a
 search starts from: most are bad) with the same Evaluator, in one run. Prints, per deciding
@@ -26,11 +27,20 @@ def main() -> None:
     ap.add_argument("--data", default=None)
     ap.add_argument("--samples", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sample-seconds", type=float, default=0.0,
+                    help="wall-clock limit of each random layer's evaluation (rejection.max_seconds for the "
+                         "sample only; BN-ReLU is evaluated in full): survivors of the quality stage then "
+                         "show as 'budget' rather than each costing a full training")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a preset key, e.g. --set rejection.max_seconds=30 (repeatable)")
     args = ap.parse_args()
     cfg = cfgmod.load(args.preset)
     if args.data:
         cfg = cfgmod.override(cfg, **{"data.source": args.data})
+    cfg = cfgmod.override(cfg, **cfgmod.parse_assignments(args.set))
     ev = Evaluator(cfg)
+    print(f"preset {args.preset}, device {ev.device}"
+          + (f", overrides {' '.join(args.set)}" if args.set else ""), flush=True)
     ev.data  # noqa: B018 - load before timing
     for i in range(len(cfg.anchors)):
         ev.baseline_step(i)
@@ -39,6 +49,8 @@ def main() -> None:
     ref_time = time.perf_counter() - start
     print(f"BN-ReLU full evaluation: {ref_time:.1f} s ({ref.status.value}; "
           + ", ".join(f"{k} {v:.1f}s" for k, v in ref.timings.items()) + ")")
+    if args.sample_seconds:
+        ev.config = cfgmod.override(ev.config, **{"rejection.max_seconds": args.sample_seconds})
     rng = np.random.default_rng(args.seed)
     by_stage: dict[str, list[float]] = {}
     for _ in range(args.samples):
@@ -47,13 +59,15 @@ def main() -> None:
         result = ev(genome)
         stage = result.stage or "passed (full evaluation)"
         by_stage.setdefault(stage, []).append(time.perf_counter() - start)
+        print(f"  {genome.key[:12]}  {by_stage[stage][-1]:7.2f} s  {stage}", flush=True)
     print(f"{args.samples} random layers, preset {args.preset}:")
     print(f"{'decided at':<26} {'layers':>6} {'mean s':>8} {'/ BN-ReLU full':>15}")
     for stage, times in sorted(by_stage.items(), key=lambda kv: statistics.mean(kv[1])):
         print(f"{stage:<26} {len(times):>6} {statistics.mean(times):>8.2f} {statistics.mean(times) / ref_time:>15.4f}")
     total = sum(sum(t) for t in by_stage.values())
     print(f"all {args.samples}: {total:.1f} s, i.e. {total / ref_time:.2f} BN-ReLU evaluations "
-          f"({total / ref_time / args.samples:.3f} per layer)")
+          f"({total / ref_time / args.samples:.3f} per layer); {args.samples / total * 3600:.0f} random "
+          "layers per hour in this process")
 
 
 if __name__ == "__main__":

@@ -320,3 +320,19 @@ def override(config, **changes):
         except (AttributeError, TypeError):
             raise ConfigError(f"unknown key {dotted!r}") from None
     return validate(config)
+
+
+def parse_assignments(texts) -> dict:
+    """``["train.steps=300", "data.source=cifar10"]`` as ``{"train.steps": 300, ...}``, each value
+    read as a TOML value (a bare word is a string), for :func:`override` and ``--set`` options."""
+    changes = {}
+    for text in texts:
+        key, sep, raw = text.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"expected KEY=VALUE (e.g. train.steps=300), got {text!r}")
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        changes[key.strip()] = tuple(value) if isinstance(value, list) else value
+    return changes

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "cifar10"
+# EVONORM_TEST_DATA points elsewhere (a machine where ../shared is not beside the checkout)
+DATA = Path(os.environ.get("EVONORM_TEST_DATA", ROOT.parent / "shared" / "data" / "cifar10"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The GPU measurements of issue 9 in one script, for a CUDA machine: run from the repository root.
+#
+#   bash benchmarks/gpu_suite.sh [search|speed|tests|all] [DATA] [LOGDIR]
+#
+#   search  anchor step times of the zoo against native BN-ReLU (step_time.py), BN-ReLU's full
+#           evaluation under the paper preset and the rejection cost of random layers
+#           (rejection_time.py), then candidates per hour with 1, 2, 4 and 8 candidate workers
+#           sharing the GPU (executor_throughput.py; full training cut to 200 steps per anchor)
+#   speed   one norm-act site forward+backward (layer_speed.py) and anchor steps with compiled
+#           candidates (step_time.py --compiled)
+#   tests   the tests marked gpu
+#
+# DATA: an ImageFolder tree with train/ and test/, or a .zip of one (unpacked to /tmp); default
+# ../shared/data/cifar10. Each step has its own time limit and writes LOGDIR/NAME.txt (default
+# ./gpu-logs); one step that fails or overruns does not stop the next.
+set -u
+part=${1:-all}
+data=${2:-../shared/data/cifar10}
+logs=${3:-gpu-logs}
+mkdir -p "$logs"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export EVONORM_CACHE=${EVONORM_CACHE:-/tmp/evonorm-cache}
+
+if [[ $data == *.zip ]]; then
+    if [[ ! -d /tmp/evonorm-data ]]; then
+        python3 -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall('/tmp/evonorm-data')" "$data" || exit 1
+    fi
+    data=$(dirname "$(find /tmp/evonorm-data -maxdepth 3 -type d -name train | head -1)")
+fi
+export EVONORM_TEST_DATA=$data
+
+step() {  # step NAME SECONDS COMMAND...: run with a limit, log to LOGDIR/NAME.txt, say how it ended
+    local name=$1 limit=$2; shift 2
+    local start=$SECONDS
+    echo "== $name (limit ${limit}s): $*"
+    timeout "$limit" "$@" >"$logs/$name.txt" 2>&1
+    local rc=$?
+    echo "== $name: exit $rc after $((SECONDS - start)) s"
+    tail -n 25 "$logs/$name.txt"
+}
+
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; } | tee "$logs/machine.txt"
+step data 120 python3 -c "
+import sys, time; from evaluation.data import load_split
+t = time.perf_counter(); d, _ = load_split(sys.argv[1], 'train'); print(len(d), 'train images decoded in', round(time.perf_counter() - t, 1), 's')
+" "$data"
+
+if [[ $part == search || $part == all ]]; then
+    step step_time 80 python3 benchmarks/step_time.py --preset paper --device cuda --steps 20 --rounds 3
+    step rejection_time 170 python3 benchmarks/rejection_time.py --preset paper --data "$data" --samples 8 --sample-seconds 15
+    step workers_per_gpu 240 python3 benchmarks/executor_throughput.py --preset paper --data "$data" --device cuda \
+        --mix random --count 12 --workers 1,2,4,8 --no-serial --set train.steps=200
+fi
+if [[ $part == speed || $part == all ]]; then
+    step layer_speed 60 python3 benchmarks/layer_speed.py --device cuda --shape 128,64,32,32 --dtype bfloat16 --channels-last
+    step step_time_compiled 90 python3 benchmarks/step_time.py --preset paper --device cuda --steps 20 --rounds 3 \
+        --layers bn_relu,evonorm_b0,evonorm_s0 --compiled
+fi
+if [[ $part == speed || $part == tests || $part == all ]]; then
+    step gpu_tests "${GPU_TEST_LIMIT:-150}" python3 -m pytest -q -m gpu -p no:cacheprovider
+fi
