@@ -88,7 +88,8 @@ def batch_statistic(a: torch.Tensor, running: torch.Tensor, statistic: str) -> t
     else:
         out = observed = _BATCH_VALUE[statistic](a, "batch")
     with torch.no_grad():
-        running.lerp_(observed.detach().float().reshape(-1).expand(running.shape[0]), MOMENTUM)
+        # in the buffer's own dtype: float32 normally, bfloat16 after a whole-model .to(torch.bfloat16)
+        running.lerp_(observed.detach().to(running.dtype).reshape(-1).expand(running.shape[0]), MOMENTUM)
     return out
 
 

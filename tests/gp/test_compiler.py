@@ -63,6 +63,17 @@ def test_device_and_dtype_arguments():
     assert layer(torch.randn(2, 8, 3, 3, dtype=torch.float64)).dtype == torch.float64
 
 
+@pytest.mark.parametrize("name", zoo.names())
+def test_layer_moved_to_bfloat16_trains_and_updates_its_running_statistics(name):
+    # a whole model .to(torch.bfloat16) makes the running buffers bfloat16 too (found on a GPU run)
+    layer = compile_layer(zoo.get(name), 8).to(torch.bfloat16).train()
+    before = [b.clone() for b in layer.buffers()]
+    out = layer(torch.randn(4, 8, 5, 5, dtype=torch.bfloat16) * 2 + 1)
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+    assert all(b.dtype == torch.bfloat16 for b in layer.buffers())
+    assert all(not torch.equal(a, b) for a, b in zip(before, layer.buffers(), strict=True))
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name", zoo.names())
