@@ -3,9 +3,9 @@
 #
 #   bash benchmarks/gpu_suite.sh [search|speed|tests|all] [DATA] [LOGDIR]
 #
-#   search  anchor step times of the zoo against native BN-ReLU (step_time.py), BN-ReLU's full
-#           evaluation under the paper preset and the rejection cost of random layers
-#           (rejection_time.py), then candidates per hour with 1, 2, 4 and 8 candidate workers
+#   search  anchor step times of BN-ReLU, B0 and S0 against native BN-ReLU (step_time.py),
+#           BN-ReLU's evaluation under the paper preset cut to 300 steps an anchor and the
+#           rejection cost of random layers (rejection_time.py), then candidates per hour with 1, 2, 4 and 8 candidate workers
 #           sharing the GPU (executor_throughput.py; full training cut to 200 steps per anchor)
 #   speed   one norm-act site forward+backward (layer_speed.py) and anchor steps with compiled
 #           candidates (step_time.py --compiled)
@@ -48,8 +48,12 @@ t = time.perf_counter(); d, _ = load_split(sys.argv[1], 'train'); print(len(d), 
 " "$data"
 
 if [[ $part == search || $part == all ]]; then
-    step step_time 80 python3 benchmarks/step_time.py --preset paper --device cuda --steps 20 --rounds 3
-    step rejection_time 170 python3 benchmarks/rejection_time.py --preset paper --data "$data" --samples 8 --sample-seconds 15
+    # all ten zoo layers on one anchor took longer than 80 s on an H200 (25.7 ms a native step): three here
+    step step_time 100 python3 benchmarks/step_time.py --preset paper --device cuda --steps 10 --rounds 3 \
+        --layers bn_relu,evonorm_b0,evonorm_s0
+    # the paper preset's full 2,000 steps a anchor did not finish in 170 s there: 300 steps here
+    step rejection_time 170 python3 benchmarks/rejection_time.py --preset paper --data "$data" --samples 8 \
+        --sample-seconds 15 --set train.steps=300
     step workers_per_gpu 240 python3 benchmarks/executor_throughput.py --preset paper --data "$data" --device cuda \
         --mix random --count 12 --workers 1,2,4,8 --no-serial --set train.steps=200
 fi
