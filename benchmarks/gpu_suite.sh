@@ -51,7 +51,7 @@ if [[ $part == search || $part == all ]]; then
     # all ten zoo layers on one anchor took longer than 80 s on an H200 (25.7 ms a native step): three here
     step step_time 100 python3 benchmarks/step_time.py --preset paper --device cuda --steps 10 --rounds 3 \
         --layers bn_relu,evonorm_b0,evonorm_s0
-    # the paper preset's full 2,000 steps a anchor did not finish in 170 s there: 300 steps here
+    # the paper preset's full 2,000 steps an anchor did not finish in 170 s there: 300 steps here
     step rejection_time 170 python3 benchmarks/rejection_time.py --preset paper --data "$data" --samples 8 \
         --sample-seconds 15 --set train.steps=300
     step workers_per_gpu 240 python3 benchmarks/executor_throughput.py --preset paper --data "$data" --device cuda \
