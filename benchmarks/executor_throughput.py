@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 
 import numpy as np
 
@@ -35,15 +36,18 @@ def layers(count: int, mix: str = "all"):
     return out
 
 
-def throughput(executor, genomes) -> float:
-    """Candidates per minute, keeping the executor full."""
+def throughput(executor, genomes, outcomes: Counter | None = None) -> float:
+    """Candidates per minute, keeping the executor full; counts each result's deciding stage
+    ("ok" for a layer that passed) into ``outcomes``."""
     queue, in_flight, done = list(genomes), 0, 0
     start = time.perf_counter()
     while done < len(genomes):
         while queue and in_flight < executor.capacity:
             executor.submit(queue.pop(0))
             in_flight += 1
-        executor.next_result()
+        _, result = executor.next_result()
+        if outcomes is not None:
+            outcomes[result.stage or result.status.value] += 1
         in_flight -= 1
         done += 1
     return len(genomes) / (time.perf_counter() - start) * 60
@@ -72,13 +76,13 @@ def main() -> None:
     cfg = cfgmod.override(cfg, device=args.device, **cfgmod.parse_assignments(args.set))
     genomes = layers(args.count, args.mix)
     warm = random_genome(np.random.default_rng(99), num_nodes=1)
-    rows = []
+    rows, outcomes = [], Counter()
     if not args.no_serial:
         start = time.perf_counter()
         serial = SerialExecutor(Evaluator(cfg))
         serial.submit(warm)
         serial.next_result()
-        rows.append(("serial (in process)", time.perf_counter() - start, throughput(serial, genomes)))
+        rows.append(("serial (in process)", time.perf_counter() - start, throughput(serial, genomes, outcomes)))
         print(f"{rows[-1][0]}: {rows[-1][2]:.1f} candidates/min", flush=True)
     for workers in counts:
         start = time.perf_counter()
@@ -88,12 +92,14 @@ def main() -> None:
         for _ in range(workers):
             ex.next_result()
         ready = time.perf_counter() - start
-        rows.append((f"process, {workers} worker{'s' * (workers > 1)}", ready, throughput(ex, genomes)))
+        rows.append((f"process, {workers} worker{'s' * (workers > 1)}", ready,
+                     throughput(ex, genomes, None if outcomes else outcomes)))
         ex.close()
         print(f"{rows[-1][0]}: {rows[-1][2]:.1f} candidates/min", flush=True)
     base = rows[0][2]
     print(f"{len(genomes)} layers ({args.mix}), preset {args.preset}, device {args.device}"
           + (f", overrides {' '.join(args.set)}" if args.set else ""))
+    print("outcomes (first executor): " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
     print(f"{'executor':<22} {'start-up s':>10} {'cand./min':>10} {'ratio':>6}")
     for name, ready, rate in rows:
         print(f"{name:<22} {ready:>10.1f} {rate:>10.1f} {rate / base:>6.2f}   ({rate * 60:.0f}/hour)")
