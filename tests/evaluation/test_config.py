@@ -81,3 +81,17 @@ def test_an_integer_where_a_number_is_expected_is_fine():
 def test_unknown_override_key_is_a_config_error():
     with pytest.raises(config.ConfigError, match="unknown key 'train.stepz'"):
         config.override(config.load("smoke"), **{"train.stepz": 3})
+
+
+def test_assignments_are_read_as_toml_values_and_bad_ones_named():
+    parse_assignments, override = config.parse_assignments, config.override
+    assert parse_assignments(["train.steps=300", "data.source=../data/cifar10", "train.eval_at=[5, 10]",
+                              "rejection.max_seconds = 2.5", 'device="cuda"']) == {
+        "train.steps": 300, "data.source": "../data/cifar10", "train.eval_at": (5, 10),
+        "rejection.max_seconds": 2.5, "device": "cuda"}
+    with pytest.raises(config.ConfigError, match="expected KEY=VALUE.*'train.steps'"):
+        parse_assignments(["train.steps"])
+    cfg = override(config.load("smoke"), **parse_assignments(["train.steps=7"]))
+    assert cfg.train.steps == 7
+    with pytest.raises(config.ConfigError, match="unknown key 'train.stepz'"):
+        override(cfg, **parse_assignments(["train.stepz=7"]))
