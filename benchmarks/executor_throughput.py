@@ -70,10 +70,13 @@ def main() -> None:
         counts = [int(w) for w in args.workers.split(",")]
     except ValueError:
         ap.error(f"--workers must be comma-separated integers, got {args.workers!r}")
-    cfg = cfgmod.load(args.preset)
-    if args.data:
-        cfg = cfgmod.override(cfg, **{"data.source": args.data})
-    cfg = cfgmod.override(cfg, device=args.device, **cfgmod.parse_assignments(args.set))
+    try:
+        cfg = cfgmod.load(args.preset)
+        if args.data:
+            cfg = cfgmod.override(cfg, **{"data.source": args.data})
+        cfg = cfgmod.override(cfg, device=args.device, **cfgmod.parse_assignments(args.set))
+    except cfgmod.ConfigError as exc:
+        ap.error(str(exc))
     genomes = layers(args.count, args.mix)
     warm = random_genome(np.random.default_rng(99), num_nodes=1)
     rows, outcomes = [], Counter()

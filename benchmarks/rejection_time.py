@@ -34,10 +34,13 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a preset key, e.g. --set rejection.max_seconds=30 (repeatable)")
     args = ap.parse_args()
-    cfg = cfgmod.load(args.preset)
-    if args.data:
-        cfg = cfgmod.override(cfg, **{"data.source": args.data})
-    cfg = cfgmod.override(cfg, **cfgmod.parse_assignments(args.set))
+    try:
+        cfg = cfgmod.load(args.preset)
+        if args.data:
+            cfg = cfgmod.override(cfg, **{"data.source": args.data})
+        cfg = cfgmod.override(cfg, **cfgmod.parse_assignments(args.set))
+    except cfgmod.ConfigError as exc:
+        ap.error(str(exc))
     ev = Evaluator(cfg)
     print(f"preset {args.preset}, device {ev.device}"
           + (f", overrides {' '.join(args.set)}" if args.set else ""), flush=True)
