@@ -5,8 +5,9 @@
 #
 #   search  anchor step times of BN-ReLU, B0 and S0 against native BN-ReLU (step_time.py),
 #           BN-ReLU's evaluation under the paper preset cut to 300 steps an anchor and the
-#           rejection cost of random layers (rejection_time.py), then candidates per hour with 1, 2, 4 and 8 candidate workers
-#           sharing the GPU (executor_throughput.py; full training cut to 200 steps per anchor)
+#           rejection cost of random layers (rejection_time.py), then candidates per hour with
+#           1, 2, 4 and 8 candidate workers sharing the GPU (executor_throughput.py; full
+#           training cut to 200 steps per anchor)
 #   speed   one norm-act site forward+backward (layer_speed.py) and anchor steps with compiled
 #           candidates (step_time.py --compiled)
 #   tests   the tests marked gpu
