@@ -69,13 +69,14 @@ def run_one(job: tuple) -> tuple[tuple, list[float], int]:
     target_name, genome_text, algorithm, criterion, seed, args = job
     fitness = Surrogate(Genome.parse(genome_text), score=args["score"])
     if algorithm == "random":
-        search = RandomSearch(seed=seed, require_x=args.get("random_require_x", False))
+        search = RandomSearch(seed=seed, require_x=args.get("random_require_x", False),
+                              screen=args.get("random_screen", False))
     else:
         search = Evolution(args["population"], args["tournament"], criterion, seed=seed, mutation=args["mutation"],
                            window_rejected=args["window_rejected"], immigration=args.get("immigration", 0.0),
                            flat_tournament=args.get("flat_tournament", "random"),
                            mutation_repeat=args.get("mutation_repeat", 0.5), require_x=args.get("require_x", True),
-                           min_window=args.get("min_window") or None)
+                           min_window=args.get("min_window") or None, screen=args.get("screen", False))
     search.run(fitness, args["budget"])
     # surrogate scores are >= 0: before the first passing layer the best so far counts as 0
     curve = np.nan_to_num(best_so_far(search.history)[1], nan=0.0).tolist()
@@ -152,6 +153,11 @@ def main() -> None:
                     help="evolution draws its random genomes among graphs that read x (default %(default)s)")
     ap.add_argument("--random-require-x", action="store_true",
                     help="the baseline draws only graphs that read x too (a stronger baseline than the paper's)")
+    ap.add_argument("--screen", action=argparse.BooleanOptionalAction, default=True,
+                    help="evolution redraws, without evaluating it, a proposal that the static probe rejects "
+                         "(default %(default)s)")
+    ap.add_argument("--random-screen", action="store_true",
+                    help="the baseline screens its proposals with the static probe too (a stronger baseline)")
     ap.add_argument("--min-window", type=int, default=0,
                     help="tournaments start when the window holds this many (default 0: when full)")
     ap.add_argument("--first-seed", type=int, default=0, help="seeds run from here (default %(default)s)")
@@ -168,12 +174,14 @@ def main() -> None:
                 "tournament": args.tournament, "mutation": args.mutation, "window_rejected": args.window_rejected,
                 "immigration": args.immigration, "flat_tournament": args.flat_tournament,
                 "mutation_repeat": args.mutation_repeat, "require_x": args.require_x,
-                "random_require_x": args.random_require_x, "min_window": args.min_window}
+                "random_require_x": args.random_require_x, "min_window": args.min_window, "screen": args.screen,
+                "random_screen": args.random_screen}
     print(f"surrogate {args.score}; budget {args.budget}; {args.seeds} seeds; population {args.population}, "
           f"tournament {args.tournament}, mutation {args.mutation}, window_rejected {args.window_rejected}, "
           f"immigration {args.immigration}, mutation_repeat {args.mutation_repeat}, "
           f"flat_tournament {args.flat_tournament}, require_x {args.require_x}, "
-          f"min_window {args.min_window or 'full'}; seeds from {args.first_seed}")
+          f"min_window {args.min_window or 'full'}, screen {args.screen}; baseline: require_x "
+          f"{args.random_require_x}, screen {args.random_screen}; seeds from {args.first_seed}")
     for name, g in chosen.items():
         print(f"  target {name}: {g.expression()}")
     jobs = []

@@ -4,6 +4,9 @@
 evolution's founders, draws only graphs whose output reads x. Evolution is deterministic given
 its seed, so its curves need not be recomputed: this script reads them from a saved run's JSON,
 runs only the stronger baseline with the same seeds and settings, and prints the same verdicts.
+With ``--screen`` the baseline also redraws, unevaluated, every proposal the static probe rejects
+(what evolution does by default): random search that spends its budget only on layers that can
+score.
 
     python benchmarks/stronger_baseline.py docs/search-dynamics-heldout-inverse.json --first-seed 10
 """
@@ -27,10 +30,11 @@ def main() -> None:
     ap.add_argument("curves", help="JSON written by search_dynamics.py (its --plot path with .json)")
     ap.add_argument("--first-seed", type=int, default=0, help="the run's first seed (default %(default)s)")
     ap.add_argument("--workers", type=int, default=2, help="processes (default %(default)s)")
+    ap.add_argument("--screen", action="store_true", help="the baseline screens with the static probe too")
     ap.add_argument("--out", help="write the baseline's curves here (JSON)")
     args = ap.parse_args()
     saved = json.loads(Path(args.curves).read_text())
-    settings = saved["settings"] | {"random_require_x": True}
+    settings = saved["settings"] | {"random_require_x": True, "random_screen": args.screen}
     targets = settings["targets"]
     seeds = range(args.first_seed, args.first_seed + settings["seeds"])
     jobs = [(name, g, "random", "-", seed, settings) for name, g in targets.items() for seed in seeds]
@@ -39,7 +43,8 @@ def main() -> None:
     strong: dict[str, list] = {}
     for (name, _, _, _), curve, _ in results:
         strong.setdefault(name, []).append(curve)
-    print(f"{'target':<10} {'criterion':<8} final best: evolution / random / random reading x   @100 evo/random-x"
+    strong_name = "random screened" if args.screen else "random reading x"
+    print(f"{'target':<10} {'criterion':<8} final best: evolution / random / {strong_name}   @100 evo/strong"
           "   W/T/L  p   sooner W/T/L  p")
     for name in targets:
         rx, plain = np.array(strong[name]), np.array(saved["curves"][f"{name}|random|-"])

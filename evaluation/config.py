@@ -92,6 +92,7 @@ class SearchConfig:
     flat_tournament: str = "random"  # random | mutate: the ask when every tournament member scores the same
     require_x: bool = True  # evolution's random genomes are drawn among graphs that read x
     min_window: int = 0  # tournaments start when the window holds this many passing layers (0: when full)
+    screen: bool = True  # redraw, unevaluated, a proposal the static probe rejects (evolution and random search)
     batch_stats: bool = True  # False: the batch-independent ("S") search space
     max_nodes: int = 10  # intermediate nodes of random graphs (paper: 10)
     budget: int = 1000  # finished evaluations, duplicates excluded

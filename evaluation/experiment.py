@@ -58,9 +58,10 @@ def make_searcher(cfg: SearchConfig) -> Searcher:
         return Evolution(cfg.population_size, cfg.tournament_size, cfg.criterion, seed_layers=cfg.seed_layers,
                          mutation=cfg.mutation, window_rejected=cfg.window_rejected,
                          mutation_repeat=cfg.mutation_repeat, flat_tournament=cfg.flat_tournament,
-                         require_x=cfg.require_x, min_window=cfg.min_window or None, seed=cfg.seed, space=space)
+                         require_x=cfg.require_x, min_window=cfg.min_window or None, screen=cfg.screen, seed=cfg.seed,
+                         space=space)
     if cfg.algorithm == "random":
-        return RandomSearch(seed=cfg.seed, space=space)
+        return RandomSearch(seed=cfg.seed, space=space, screen=cfg.screen)
     raise ConfigError(f"unknown algorithm {cfg.algorithm!r}; valid: {', '.join(ALGORITHMS)}")
 
 
@@ -160,7 +161,7 @@ class Experiment:
             raise ev.LogError(f"{out / EVENTS} does not start with the search's config")
         first = events[0]
         eval_cfg = cfgmod.from_dict(first["config"]["eval"])
-        search_cfg = cfgmod.search_from_dict(first["config"]["search"])
+        search_cfg = logged_search_config(first["config"]["search"])
         exp = cls(out, eval_cfg, search_cfg, make_searcher(search_cfg), log, lock, options=first.get("options"),
                   events=events)
         for e in events:
@@ -323,7 +324,13 @@ def tracked_config(tracker, run_id: str) -> tuple[EvalConfig, SearchConfig]:
     from evaluation.tracking import config_of
 
     config = config_of(tracker.search_run(run_id))
-    return cfgmod.from_dict(config["eval"]), cfgmod.search_from_dict(config["search"])
+    return cfgmod.from_dict(config["eval"]), logged_search_config(config["search"])
+
+
+def logged_search_config(values: dict) -> SearchConfig:
+    """A search config as a search logged it; keys added since take the value that search ran with
+    (``screen``: off, for searches logged before screening existed), not today's default."""
+    return cfgmod.search_from_dict({"screen": False} | values)
 
 
 def apply_changes(eval_cfg: EvalConfig, search_cfg: SearchConfig, options: dict,
@@ -371,7 +378,7 @@ def _search_event(eval_cfg: EvalConfig, search_cfg: SearchConfig, options: dict)
 def _convert_checkpoint(out: Path) -> None:
     """Start the log of a directory written before it: its config, then its state as a snapshot."""
     blob = json.loads((out / CHECKPOINT).read_text())
-    eval_cfg, search_cfg = cfgmod.from_dict(blob["eval"]), cfgmod.search_from_dict(blob["search"])
+    eval_cfg, search_cfg = cfgmod.from_dict(blob["eval"]), logged_search_config(blob["search"])
     tmp = out / f".{EVENTS}.{os.getpid()}.tmp"
     log = ev.EventLog(tmp)
     log.append(_search_event(eval_cfg, search_cfg, {}))
@@ -399,7 +406,8 @@ class SearchDisplay:
                                                                                            strict=True))
         rej = ", ".join(f"{s} {n}" for s, n in tally.rejected.most_common()) or "none"
         return (f"done {searcher.evaluated}/{self.budget}  in flight {in_flight}  rejected: {rej}  "
-                f"failed {tally.status[FAILED]}  duplicates {searcher.duplicates}  best: {best_text}")
+                f"failed {tally.status[FAILED]}  duplicates {searcher.duplicates}  "
+                f"screened {sum(searcher.screened.values())}  best: {best_text}")
 
 
 def run_live(exp: Experiment, executor, tracker=None) -> list[Record]:
@@ -422,7 +430,8 @@ def summary(exp: Experiment, top: int = 5) -> str:
     counts = Counter(r.status for r in hist)
     lines = [f"search in {exp.out}: {exp.searcher.evaluated} evaluated, "
              + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-             + f"; {exp.searcher.duplicates} duplicate proposals answered from the cache"]
+             + f"; {exp.searcher.duplicates} duplicate proposals answered from the cache"
+             + f"; {sum(exp.searcher.screened.values())} proposals screened out by the static probe"]
     best = exp.searcher.best(top)
     if not best:
         lines.append("no layer passed every check")

@@ -84,6 +84,12 @@ def probe(genome: Genome, inputs: Sequence[torch.Tensor] | None = None) -> Probe
     return ProbeReport(finite, depends, constant, genome.live_nodes, genome.uses_batch)
 
 
+def static_problem(genome: Genome) -> str | None:
+    """Why the static probe rejects ``genome`` (the evaluator's first check), or None: what a
+    searcher screens proposals with before spending an evaluation on them."""
+    return probe(genome).problem
+
+
 SIGNATURE_SAMPLES = 64  # output positions kept per probe output (AutoML-Zero keeps 10 predictions)
 
 

@@ -23,6 +23,7 @@ class AskTell(Protocol):
     pending: dict[str, tuple[Genome, str | None, str | None]]  # key -> (genome, parent key, fingerprint)
     rng: np.random.Generator
     in_flight_redraws: int  # proposals equal to a layer being evaluated
+    screened: Counter[str]  # static-probe problem -> proposals redrawn for it (searchers that screen)
     duplicate_hits: Counter[int]  # ordinal -> times its function was proposed again
 
     @property

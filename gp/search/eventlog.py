@@ -93,15 +93,20 @@ class AskWatch:
         self.searcher = searcher
         self.redraws = searcher.in_flight_redraws
         self.hits = Counter(searcher.duplicate_hits)
+        self.screened = Counter(searcher.screened)
 
     def event(self, genome: Genome) -> dict:
         s = self.searcher
         _, parent, fp = s.pending[genome.key]
         hits = Counter(s.duplicate_hits)
         hits.subtract(self.hits)
+        screened = Counter(s.screened)
+        screened.subtract(self.screened)
         event = {"type": "asked", "genome": str(genome), "key": genome.key, "parent": parent, "fingerprint": fp,
                  "rng": s.rng.bit_generator.state, "redraws": s.in_flight_redraws - self.redraws,
                  "duplicates": {str(k): n for k, n in hits.items() if n}}
+        if any(screened.values()):
+            event["screened"] = {k: n for k, n in screened.items() if n}
         seeded = getattr(s, "_seeded", None)
         if seeded is not None:
             event["seeded"] = seeded

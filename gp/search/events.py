@@ -41,17 +41,18 @@ def replay(events: Iterable[dict], initial: dict, *, fingerprint: Fingerprint | 
     Records must arrive in order and each must answer an ``asked`` genome; anything else means the
     log was edited or two drivers wrote it, and is a :class:`LogError`.
     """
-    state, history, pending, hits, redraws = _unpack(initial)
+    state, history, pending, hits, redraws, screened = _unpack(initial)
     for n, event in enumerate(events, 1):
         kind = event["type"]
         if kind == "snapshot":
-            state, history, pending, hits, redraws = _unpack(event["state"])
+            state, history, pending, hits, redraws, screened = _unpack(event["state"])
         elif kind == "asked":
             pending[event["key"]] = {"genome": event["genome"], "parent": event["parent"],
                                      "fingerprint": event["fingerprint"]}
             state["rng"] = event["rng"]
             redraws += event.get("redraws", 0)
             hits.update({int(k): v for k, v in event.get("duplicates", {}).items()})
+            screened.update(event.get("screened", {}))
             if "seeded" in event:
                 state["seeded"] = event["seeded"]
         elif kind == "evaluated":
@@ -64,12 +65,13 @@ def replay(events: Iterable[dict], initial: dict, *, fingerprint: Fingerprint | 
             if state.get("num_objectives") is None and record.get("objectives") is not None:
                 state["num_objectives"] = len(record["objectives"])
     state["history"], state["pending"] = history, list(pending.values())
-    state["counters"] = {"in_flight_redraws": redraws, "duplicate_hits": {str(k): v for k, v in hits.items()}}
+    state["counters"] = {"in_flight_redraws": redraws, "duplicate_hits": {str(k): v for k, v in hits.items()},
+                         "screened": dict(screened)}
     return Searcher.from_state(state, fingerprint=fingerprint)
 
 
-def _unpack(state: dict) -> tuple[dict, list[dict], dict[str, dict], Counter, int]:
-    """(state, history, pending by key, duplicate hits, redraws) of a whole searcher state."""
+def _unpack(state: dict) -> tuple[dict, list[dict], dict[str, dict], Counter, int, Counter]:
+    """(state, history, pending by key, duplicate hits, redraws, screened) of a whole searcher state."""
     if any(r.get("status") == DUPLICATE for r in state.get("history", [])):
         # written before duplicates stopped being records: the searcher renumbers it once
         state = Searcher.from_state(state, fingerprint=None).state()
@@ -77,4 +79,5 @@ def _unpack(state: dict) -> tuple[dict, list[dict], dict[str, dict], Counter, in
     counters = state.get("counters", {})
     hits = Counter({int(k): v for k, v in counters.get("duplicate_hits", {}).items()})
     pending = {Genome.parse(p["genome"]).key: dict(p) for p in state.get("pending", [])}
-    return state, list(state.get("history", [])), pending, hits, counters.get("in_flight_redraws", 0)
+    return (state, list(state.get("history", [])), pending, hits, counters.get("in_flight_redraws", 0),
+            Counter(counters.get("screened", {})))

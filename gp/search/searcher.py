@@ -4,8 +4,11 @@ A searcher proposes genomes with :meth:`ask` and learns their scores with :meth:
 nothing of how a genome is evaluated. The history holds evaluated candidates only. A proposal
 that computes a function already evaluated (same key, or a matching functional signature on the
 probe tensors, :mod:`gp.search.cache`) is a *duplicate*: it is counted, answered from the cache
-and redrawn; it never becomes a record, never joins the window and never votes. Each ask redraws
-at most ``max_draws`` times.
+and redrawn; it never becomes a record, never joins the window and never votes. With
+``screen=True`` (evolution's default) a proposal that the evaluator's first check, the static
+probe (:func:`gp.checks.static_problem`), would reject is redrawn too, and counted by reason in
+``screened``: an evaluation is spent only on layers that can score. Each ask redraws at most
+``max_draws`` times.
 
 Only deterministic verdicts are cached (ok, and rejections by the static probe, stability,
 training or quality stages). A transient outcome (a failure, an out-of-memory or time budget
@@ -26,7 +29,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from gp import zoo
-from gp.checks import decode_signature
+from gp.checks import decode_signature, static_problem
 from gp.checks import fingerprint as functional_fingerprint
 from gp.genome import Genome
 from gp.search.cache import FunctionCache
@@ -83,7 +86,7 @@ class Searcher:
 
     def __init__(self, *, seed: int | None = None, space: SearchSpace | None = None,
                  fingerprint: Fingerprint | None = functional_fingerprint, max_draws: int = MAX_DRAWS,
-                 max_attempts: int = MAX_ATTEMPTS) -> None:
+                 max_attempts: int = MAX_ATTEMPTS, screen: bool = False) -> None:
         if max_draws < 1 or max_attempts < 1:
             raise ValueError(f"max_draws ({max_draws}) and max_attempts ({max_attempts}) must be at least 1")
         self.seed = seed
@@ -92,11 +95,13 @@ class Searcher:
         self.fingerprint = fingerprint
         self.max_draws = max_draws
         self.max_attempts = max_attempts
+        self.screen = screen
         self.history: list[Record] = []  # evaluated candidates only
         self.pending: dict[str, tuple[Genome, str | None, str | None]] = {}  # key -> (genome, parent, fp)
         self.num_objectives: int | None = None
         self.in_flight_redraws = 0  # proposals equal to a layer being evaluated
         self.duplicate_hits: Counter[int] = Counter()  # ordinal -> times its function was proposed again
+        self.screened: Counter[str] = Counter()  # static-probe problem -> proposals redrawn for it
         self._by_key: dict[str, int] = {}
         self._cache = FunctionCache()
         self._pending_cache = FunctionCache()
@@ -131,9 +136,12 @@ class Searcher:
                 if hit is not None:
                     self._duplicate(hit)
                     continue
+            if self.screen and (problem := static_problem(genome)) is not None:
+                self.screened[problem] += 1
+                continue
             return self._hold(genome, parent, fp)
         raise SearchExhausted(f"no new layer found in {self.max_draws} proposals: the space looks exhausted "
-                              f"({self.duplicates} duplicates so far)")
+                              f"({self.duplicates} duplicates, {sum(self.screened.values())} screened out so far)")
 
     def tell(self, genome: Genome, objectives: Sequence[float] | None, *, status: str | None = None,
              reason: str | None = None, stage: str | None = None) -> Record:
@@ -218,13 +226,14 @@ class Searcher:
             "rng": self.rng.bit_generator.state,
             "num_objectives": self.num_objectives,
             "counters": {"in_flight_redraws": self.in_flight_redraws,
-                         "duplicate_hits": {str(k): v for k, v in self.duplicate_hits.items()}},
+                         "duplicate_hits": {str(k): v for k, v in self.duplicate_hits.items()},
+                         "screened": dict(self.screened)},
             "history": [r.to_dict() for r in self.history],
             "pending": [{"genome": str(g), "parent": p, "fingerprint": fp} for g, p, fp in self.pending.values()],
         }
 
     def _params(self) -> dict:
-        return {}
+        return {"screen": True} if self.screen else {}
 
     @staticmethod
     def from_history(kind: str, params: dict, seed: int | None, space: dict, records: Sequence[Record], *,
@@ -247,7 +256,7 @@ class Searcher:
         cls = {"evolution": Evolution, "random": RandomSearch}[state["kind"]]
         params = dict(state["params"])
         if cls is Evolution:  # written before these options existed: replay the behaviour it ran with
-            params = {"mutation_repeat": 0.0, "flat_tournament": "mutate", "require_x": False} | params
+            params = {"mutation_repeat": 0.0, "flat_tournament": "mutate", "require_x": False, "screen": False} | params
         searcher = cls(seed=state["seed"], space=SearchSpace(**state["space"]), fingerprint=fingerprint, **params)
         searcher.rng.bit_generator.state = state["rng"]
         if isinstance(searcher, Evolution):
@@ -256,6 +265,7 @@ class Searcher:
         counters = state.get("counters", {})
         searcher.in_flight_redraws = counters.get("in_flight_redraws", 0)
         searcher.duplicate_hits = Counter({int(k): v for k, v in counters.get("duplicate_hits", {}).items()})
+        searcher.screened = Counter(counters.get("screened", {}))
         renumber: dict[int, int] = {}
         for d in state["history"]:
             record = Record.from_dict(d)
@@ -271,7 +281,8 @@ class Searcher:
 
 class RandomSearch(Searcher):
     """Random genomes of the space, the paper's baseline (its Figure 10). ``require_x=True``
-    draws only graphs whose output reads ``x`` (a stronger baseline than the paper's)."""
+    draws only graphs whose output reads ``x``, ``screen=True`` only layers that pass the static
+    probe (stronger baselines than the paper's)."""
 
     kind = "random"
 
@@ -280,7 +291,7 @@ class RandomSearch(Searcher):
         self.require_x = require_x
 
     def _params(self) -> dict:
-        return {"require_x": True} if self.require_x else {}
+        return super()._params() | ({"require_x": True} if self.require_x else {})
 
     def _propose(self) -> tuple[Genome, str | None]:
         return _random_genome(self.rng, self.space, self.require_x, self.max_draws), None
@@ -323,14 +334,14 @@ class Evolution(Searcher):
     def __init__(self, population_size: int = 100, tournament_size: int = 25, criterion: str = "pareto", *,
                  seed_layers: Sequence[str] = (), window_rejected: bool = False, mutation: str = "indel",
                  mutation_repeat: float = 0.5, immigration: float = 0.0, flat_tournament: str = "random",
-                 require_x: bool = True, min_window: int | None = None, **kwargs) -> None:
+                 require_x: bool = True, min_window: int | None = None, screen: bool = True, **kwargs) -> None:
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
         if not 1 <= tournament_size <= population_size:
             raise ValueError(f"need 1 <= tournament_size ({tournament_size}) <= population_size ({population_size})")
         for name in seed_layers:
             zoo.get(name)  # raises naming the known layers
-        super().__init__(**kwargs)
+        super().__init__(screen=screen, **kwargs)
         self.population_size = population_size
         self.tournament_size = tournament_size
         self.criterion = criterion
@@ -361,7 +372,7 @@ class Evolution(Searcher):
                 "window_rejected": self.window_rejected, "mutation": self.mutation,
                 "mutation_repeat": self.mutation_repeat, "require_x": self.require_x,
                 "immigration": self.immigration, "flat_tournament": self.flat_tournament,
-                "min_window": self.min_window}
+                "min_window": self.min_window, "screen": self.screen}
 
     def state(self) -> dict:
         return super().state() | {"seeded": self._seeded}

@@ -13,7 +13,7 @@ import pytest
 
 from evaluation import config as cfgmod
 from evaluation.executors import ProcessExecutor, RayExecutor, WorkerStartError
-from evaluation.experiment import CHECKPOINT, EVENTS, DirectoryBusy, Experiment
+from evaluation.experiment import CHECKPOINT, EVENTS, DirectoryBusy, Experiment, logged_search_config, make_searcher
 from gp.search import events as ev
 from gp.search.engine import SerialExecutor
 
@@ -213,3 +213,10 @@ def test_a_directory_killed_while_writing_its_first_event_can_be_created_again(t
     eval_cfg, search_cfg = cfgmod.load(str(tiny_config)), cfgmod.load_search(str(tiny_config))
     Experiment.create(out, eval_cfg, search_cfg).close()
     assert [e["type"] for e in ev.read(out / EVENTS)] == ["search"]
+
+
+def test_a_search_logged_before_screening_existed_resumes_without_it(tiny_config):
+    logged = cfgmod.to_dict(cfgmod.load_search(str(tiny_config)))
+    assert logged_search_config(logged).screen  # today's searches log it, and keep it
+    old = logged_search_config({k: v for k, v in logged.items() if k != "screen"})
+    assert not old.screen and not make_searcher(old).screen

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gp import Genome, zoo
-from gp.checks import decode_signature
+from gp.checks import decode_signature, static_problem
 from gp.search import (
     Evolution,
     RandomSearch,
@@ -194,7 +194,7 @@ def test_min_window_starts_tournaments_at_the_first_passing_layer():
 
 
 def test_require_x_draws_random_genomes_that_read_x(surrogate):
-    free, strict = Evolution(10, 3, seed=4, require_x=False), Evolution(10, 3, seed=4)
+    free, strict = Evolution(10, 3, seed=4, require_x=False, screen=False), Evolution(10, 3, seed=4)
     free.run(surrogate, 40)
     strict.run(surrogate, 40)
     founders = [Genome.parse(r.genome) for r in strict.history if r.parent is None]
@@ -207,14 +207,43 @@ def test_require_x_draws_random_genomes_that_read_x(surrogate):
     assert Searcher.from_state(baseline.state()).require_x
 
 
+def test_evolution_spends_no_evaluation_on_a_layer_the_static_probe_rejects(surrogate):
+    told = []
+
+    def fitness(genome):
+        told.append(genome)
+        return surrogate(genome)
+
+    screened = Evolution(10, 3, seed=6)
+    screened.run(fitness, 60)
+    assert told and all(static_problem(g) is None for g in told)
+    assert sum(screened.screened.values()) > 0  # mutants that the probe rejects were drawn, and redrawn
+    assert set(screened.screened) <= {"output not finite on the probe batch", "output does not depend on x",
+                                      "output is constant"}
+    told.clear()
+    Evolution(10, 3, seed=6, screen=False).run(fitness, 60)  # the paper's: every proposal is evaluated
+    assert any(static_problem(g) is not None for g in told)
+    restored = Searcher.from_state(json.loads(json.dumps(screened.state())))
+    assert restored.screen and restored.screened == screened.screened
+
+
+def test_random_search_screens_only_when_asked(surrogate):
+    paper, screened = RandomSearch(seed=2), RandomSearch(seed=2, screen=True)
+    paper.run(surrogate, 30)
+    screened.run(surrogate, 30)
+    assert any(static_problem(Genome.parse(r.genome)) for r in paper.history) and not paper.screened
+    assert not any(static_problem(Genome.parse(r.genome)) for r in screened.history)
+    assert Searcher.from_state(screened.state()).screen and not Searcher.from_state(paper.state()).screen
+
+
 def test_a_state_written_before_the_new_options_replays_as_it_ran(surrogate):
     ev = Evolution(10, 3, seed=5)
     ev.run(surrogate, 15)
     state = ev.state()
-    for key in ("mutation_repeat", "flat_tournament", "require_x"):
+    for key in ("mutation_repeat", "flat_tournament", "require_x", "screen"):
         del state["params"][key]
     old = Evolution.from_state(state)
-    assert (old.mutation_repeat, old.flat_tournament, old.require_x) == (0.0, "mutate", False)
+    assert (old.mutation_repeat, old.flat_tournament, old.require_x, old.screen) == (0.0, "mutate", False, False)
 
 
 def test_redraws_per_ask_are_bounded_and_counted():
