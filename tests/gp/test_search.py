@@ -344,7 +344,7 @@ def test_evolution_beats_random_search_on_the_surrogate():
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     settings = {"score": "r2", "budget": 400, "population": 50, "tournament": 10, "mutation": "indel",
-                "window_rejected": False}
+                "window_rejected": False, "screen": True}
     target = str(zoo.get("evonorm_b0"))
     finals = {}
     for algorithm, criterion in [("random", "-"), ("evolution", "pareto")]:
