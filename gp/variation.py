@@ -19,7 +19,7 @@ deletions (:func:`insert_step`, :func:`delete_step`, mixed with point mutations 
 :func:`indel_step`, the default) grow and shrink the live graph by a node or two in one step,
 and re-pad it to ``max_nodes``: structure such as "divide by a statistic" can be added to a
 layer that already scores well, which on the surrogate benchmark is what point mutations
-missed (docs/results.md §1.0).
+missed (docs/results.md §1.0a).
 """
 
 from __future__ import annotations
