@@ -325,6 +325,10 @@ class Evolution(Searcher):
     among graphs whose output reads ``x``; six in ten of the paper's random graphs do not, and
     the static probe rejects every one of them.
 
+    ``screen=True`` (the default; the paper evaluates every proposal) redraws, unevaluated, every
+    proposal the static probe rejects: on the surrogate benchmark a fifth of the children were such
+    layers, each costing a whole evaluation (docs/results.md §1.0).
+
     Genomes are kept at ``space.max_nodes`` nodes (random ones padded with dead nodes), so that
     any graph of the space stays reachable from every lineage (see :mod:`gp.variation`).
     """
