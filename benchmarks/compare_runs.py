@@ -38,8 +38,8 @@ def main() -> None:
         key = f"{name}|random|-"
         if key not in before:
             sys.exit(f"{args.before} has no target {name!r}")
-        rnd = finals(after, key)
-        if rnd.shape != finals(before, key).shape or not np.allclose(rnd, finals(before, key)):
+        rnd, rnd_before = finals(after, key), finals(before, key)
+        if rnd.shape != rnd_before.shape or not np.allclose(rnd, rnd_before):
             sys.exit(f"the random searches of {name!r} differ between the runs: not the same targets, seeds "
                      "or baseline")
         for criterion in ("pareto", "average"):

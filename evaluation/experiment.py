@@ -407,7 +407,7 @@ class SearchDisplay:
         rej = ", ".join(f"{s} {n}" for s, n in tally.rejected.most_common()) or "none"
         return (f"done {searcher.evaluated}/{self.budget}  in flight {in_flight}  rejected: {rej}  "
                 f"failed {tally.status[FAILED]}  duplicates {searcher.duplicates}  "
-                f"screened {sum(searcher.screened.values())}  best: {best_text}")
+                f"screened {searcher.screened_out}  best: {best_text}")
 
 
 def run_live(exp: Experiment, executor, tracker=None) -> list[Record]:
@@ -431,7 +431,7 @@ def summary(exp: Experiment, top: int = 5) -> str:
     lines = [f"search in {exp.out}: {exp.searcher.evaluated} evaluated, "
              + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
              + f"; {exp.searcher.duplicates} duplicate proposals answered from the cache"
-             + f"; {sum(exp.searcher.screened.values())} proposals screened out by the static probe"]
+             + f"; {exp.searcher.screened_out} proposals screened out by the static probe"]
     best = exp.searcher.best(top)
     if not best:
         lines.append("no layer passed every check")

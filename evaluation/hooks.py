@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from evaluation.config import RejectionConfig
-from gp import Genome, probe
+from gp import Genome
+from gp.checks import static_problem
 
 
 class CandidateRejected(Exception):
@@ -51,7 +52,7 @@ class Hook:
 
 def static_check(genome: Genome) -> None:
     """Before any network: the layer must give a finite, non-constant output that depends on x."""
-    problem = probe(genome).problem
+    problem = static_problem(genome)
     if problem:
         raise CandidateRejected(problem, "static")
 

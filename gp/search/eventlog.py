@@ -98,15 +98,13 @@ class AskWatch:
     def event(self, genome: Genome) -> dict:
         s = self.searcher
         _, parent, fp = s.pending[genome.key]
-        hits = Counter(s.duplicate_hits)
-        hits.subtract(self.hits)
-        screened = Counter(s.screened)
-        screened.subtract(self.screened)
+        # counters only grow, so the positive part of the difference is what this ask added
+        hits, screened = s.duplicate_hits - self.hits, s.screened - self.screened
         event = {"type": "asked", "genome": str(genome), "key": genome.key, "parent": parent, "fingerprint": fp,
                  "rng": s.rng.bit_generator.state, "redraws": s.in_flight_redraws - self.redraws,
-                 "duplicates": {str(k): n for k, n in hits.items() if n}}
-        if any(screened.values()):
-            event["screened"] = {k: n for k, n in screened.items() if n}
+                 "duplicates": {str(k): n for k, n in hits.items()}}
+        if screened:
+            event["screened"] = dict(screened)
         seeded = getattr(s, "_seeded", None)
         if seeded is not None:
             event["seeded"] = seeded

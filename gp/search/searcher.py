@@ -141,7 +141,7 @@ class Searcher:
                 continue
             return self._hold(genome, parent, fp)
         raise SearchExhausted(f"no new layer found in {self.max_draws} proposals: the space looks exhausted "
-                              f"({self.duplicates} duplicates, {sum(self.screened.values())} screened out so far)")
+                              f"({self.duplicates} duplicates, {self.screened_out} screened out so far)")
 
     def tell(self, genome: Genome, objectives: Sequence[float] | None, *, status: str | None = None,
              reason: str | None = None, stage: str | None = None) -> Record:
@@ -173,6 +173,11 @@ class Searcher:
     def duplicates(self) -> int:
         """Proposals answered from the cache."""
         return sum(self.duplicate_hits.values())
+
+    @property
+    def screened_out(self) -> int:
+        """Proposals redrawn because the static probe rejects them."""
+        return self.screened.total()
 
     @property
     def evaluated(self) -> int:
