@@ -125,6 +125,22 @@ def _decode_all(paths: list[Path]) -> torch.Tensor:
     return torch.stack(images)
 
 
+def downsample(data: Split, side: int) -> Split:
+    """Every image averaged down to ``side`` x ``side`` pixels (area interpolation, rounded to uint8).
+
+    A cheaper proxy task: convolution and norm-act cost scale with the pixel count. ``side`` may
+    not exceed the stored size (this only downsamples).
+    """
+    h, w = data.images.shape[-2:]
+    if side > min(h, w):
+        raise ValueError(f"resolution {side} exceeds the stored image size {h}x{w}; it can only downsample")
+    if (h, w) == (side, side):
+        return data
+    chunks = [torch.nn.functional.interpolate(part.float(), size=(side, side), mode="area").round_().to(torch.uint8)
+              for part in data.images.split(4096)]
+    return Split(torch.cat(chunks), data.labels)
+
+
 def holdout(data: Split, val_size: int, seed: int) -> tuple[Split, Split]:
     """(train, validation): a seeded permutation of the training split, ``val_size`` held out."""
     if not 0 < val_size < len(data):
@@ -175,7 +191,7 @@ class DeviceData:
         self.device = torch.device(device)
         self.train = train.to(self.device)
         self.val = val.to(self.device)
-        self.augmenter = Augmenter(self.device)
+        self.augmenter = Augmenter(self.device, pad=max(1, self.train.images.shape[-1] // 8))  # 4 at 32 px
 
     def batches(self, batch_size: int, seed: int):
         gen = torch.Generator(device=self.device).manual_seed(seed)

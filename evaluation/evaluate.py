@@ -130,8 +130,12 @@ def load_data(config: EvalConfig, device: torch.device, *, test: bool = False) -
     """
     d = config.data
     split, _ = datamod.load_split(d.source, "train", per_class=d.per_class)
+    if d.resolution is not None:
+        split = datamod.downsample(split, d.resolution)
     if test:
         held, _ = datamod.load_split(d.source, "test")
+        if d.resolution is not None:
+            held = datamod.downsample(held, d.resolution)
         return datamod.DeviceData(split, held, device)
     train, val = datamod.holdout(split, d.val_size, d.split_seed)
     return datamod.DeviceData(train, val, device)

@@ -70,7 +70,8 @@ def main() -> None:
     evaluators = {}
     for preset in presets:
         cfg = cfgmod.override(cfgmod.load(preset), **{"data.source": args.data, "rejection.quality_threshold": 0.0})
-        evaluators[preset] = Evaluator(cfg, data=next(iter(evaluators.values())).data if evaluators else None)
+        same = [e for e in evaluators.values() if e.config.data == cfg.data]  # share the images only when cut alike
+        evaluators[preset] = Evaluator(cfg, data=same[0].data if same else None)
     for name, genome in layers.items():  # layer by layer, so a cut-short run still pairs its scores
         for preset, evaluator in evaluators.items():
             if (preset, name) in done:

@@ -76,3 +76,33 @@ def test_augmentation_is_a_padded_crop_maybe_flipped():
         crops = [padded[i, :, y:y + 32, x:x + 32] for y in range(9) for x in range(9)]
         assert any(torch.equal(out[i], c) or torch.equal(out[i], c.flip(-1)) for c in crops)
     assert not torch.equal(out, aug.normalize(images))
+
+
+def test_resolution_downsamples_by_area_and_sets_the_crop_padding(tmp_path):
+    from evaluation.config import DataConfig, EvalConfig
+    from evaluation.evaluate import load_data
+
+    images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8) % 251
+    small = datamod.downsample(datamod.Split(images.to(torch.uint8), torch.tensor([0, 1])), 4)
+    expected = torch.nn.functional.avg_pool2d(images, 2).round().to(torch.uint8)
+    assert small.images.shape == (2, 3, 4, 4) and torch.equal(small.images, expected)
+    assert small.labels.tolist() == [0, 1]
+
+    root = _tiny_folder(tmp_path / "set", splits=("train", "test"))
+    cfg = EvalConfig(data=DataConfig(source=str(root), val_size=4, resolution=4))
+    for test in (False, True):
+        d = load_data(cfg, torch.device("cpu"), test=test)
+        assert d.train.images.shape[-2:] == (4, 4) and d.val.images.shape[-2:] == (4, 4)
+        assert d.augmenter.pad == 1  # an eighth of the side, as 4 is of 32
+    batch, _ = next(d.batches(4, seed=0))
+    assert batch.shape == (4, 3, 4, 4)
+
+
+def test_resolution_only_downsamples_and_is_validated(tmp_path):
+    from evaluation.config import ConfigError, DataConfig, EvalConfig, validate
+
+    split = datamod.Split(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), torch.tensor([0]))
+    with pytest.raises(ValueError, match="resolution 16 exceeds the stored image size 8x8"):
+        datamod.downsample(split, 16)
+    with pytest.raises(ConfigError, match="resolution"):
+        validate(EvalConfig(data=DataConfig(resolution=2)))
