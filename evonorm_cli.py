@@ -532,21 +532,24 @@ def _add_eval_options(p: argparse.ArgumentParser, preset_default: str | None = "
                       steps_help: str | None = "training steps per anchor") -> None:
     p.add_argument("--preset", default=preset_default, metavar="NAME",
                    help="configs/NAME.toml: smoke (seconds, for tests), cpu (2-core CPU, ~2 min a layer), "
-                        "fast (CPU searches; rejections take seconds), paper (GPU, the paper's widths); default: cpu")
+                        "fast (CPU searches; rejections take seconds), tiny (CPU searches that admit the paper's "
+                        "layers: one anchor, 16-pixel images, ~25 s a layer), paper (GPU, the paper's widths); "
+                        "default: cpu")
     p.add_argument("--config", metavar="FILE", help="a TOML config file (instead of --preset; default: none)")
     if anchors:
         p.add_argument("--arch", nargs="+", metavar="NAME",
                        help="anchors to use: resnet50, mobilenetv2, efficientnet_b0 (default: the preset's)")
     if steps_help:
         p.add_argument("--steps", type=int, metavar="N",
-                       help=f"{steps_help} (default: the preset's: smoke 8, fast 50, cpu 100, paper 2000)")
+                       help=f"{steps_help} (default: the preset's: smoke 8, fast 50, tiny 200, cpu 100, paper "
+                            "2000)")
     p.add_argument("--data", metavar="PATH",
                    help="cifar10 or cifar100, which torchvision downloads into the cache ($EVONORM_CACHE, else "
                         "$XDG_CACHE_HOME/evonorm or ~/.cache/evonorm), or an ImageFolder directory with train/ "
                         "and test/, e.g. ../shared/data/cifar10 (default: the preset's, cifar10, a download: it "
                         "fails offline, so give a local copy there)")
     p.add_argument("--device", metavar="DEVICE",
-                   help="cpu, cuda or cuda:N (default: the preset's: cpu for cpu and fast, auto (cuda when "
+                   help="cpu, cuda or cuda:N (default: the preset's: cpu for cpu, fast and tiny, auto (cuda when "
                         "there is one) for smoke and paper)")
     p.add_argument("--seed", type=int, metavar="S",
                    help="seed for initialisation and batch order (default: the preset's, 0)")

@@ -11,6 +11,13 @@ def test_presets_load(name):
     assert [a.arch for a in cfg.anchors] == ["resnet50", "mobilenetv2", "efficientnet_b0"]
 
 
+def test_tiny_preset_is_one_anchor_at_16_pixels_with_quality_at_the_end():
+    cfg = config.load("tiny")
+    assert [(a.arch, a.width) for a in cfg.anchors] == [("resnet50", 0.0625)]
+    assert cfg.data.resolution == 16 and cfg.rejection.quality_step == cfg.train.steps
+    assert config.load_search("tiny").min_window == 1
+
+
 def test_paper_preset_uses_the_papers_widths_and_protocols():
     cfg = config.load("paper")
     assert [a.width for a in cfg.anchors] == [0.25, 0.5, 0.5] and cfg.train.batch_size == 128
