@@ -287,7 +287,7 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
     cfg = _eval_config(args)
     line = ProgressLine()
     rows, run_id = rerank(tracker, args.run, cfg, top=args.top, seeds=args.seeds, split=args.split,
-                          progress=line.training)
+                          references=tuple(args.beside), progress=line.training)
     line.done()
     print(table(rows, [a.arch for a in cfg.anchors]))
     print(f"\nlogged as run {run_id} ({args.split} split, {args.seeds} seeds per layer and anchor)")
@@ -510,11 +510,14 @@ def build_parser() -> argparse.ArgumentParser:
         "table to MLflow. The test split is used only with --split test (then training uses the whole training "
         "split).",
         (f"evonorm rerank latest --top 5 --steps 1000 {OFFLINE}",
-         f"evonorm rerank 3f2a9c... --preset paper --seeds 5 --split test {OFFLINE}"))
+         f"evonorm rerank 3f2a9c... --preset paper --seeds 5 --split test {OFFLINE}",
+         f"evonorm rerank latest --preset tiny --beside bn_relu evonorm_s0 gn_relu {OFFLINE}"))
     p.add_argument("run", metavar="RUN_ID", help="the search's MLflow parent run id, or 'latest'")
     p.add_argument("--top", type=int, default=10, metavar="N", help="layers to re-rank (default: 10)")
     p.add_argument("--seeds", type=int, default=3, metavar="S", help="seeds per layer and anchor (default: 3)")
     p.add_argument("--split", choices=["val", "test"], default="val", help="score on (default: val)")
+    p.add_argument("--beside", nargs="+", default=["bn_relu"], metavar="ZOO_NAME",
+                   help="zoo layers trained beside them, e.g. bn_relu evonorm_s0 (default: bn_relu)")
     _add_eval_options(p, preset_default=None)
     _add_tracking_options(p)
     p.set_defaults(func=_cmd_rerank)

@@ -1,6 +1,6 @@
 """Re-ranking: the paper trained its top layers longer before naming EvoNorm-B0 and S0.
 
-Each of the top layers of a tracked search, and BN-ReLU beside them, is trained on every anchor
+Each of the top layers of a tracked search, and BN-ReLU (or other zoo layers) beside them, is trained on every anchor
 with several seeds under a (longer) config, without the quality and budget rejections; the table
 of mean accuracies is logged to MLflow as a run of its own, linked to the search.
 """
@@ -32,15 +32,17 @@ class Row:
 
 
 def rerank(tracker: Tracker, run: str, config: EvalConfig, *, top: int = 10, seeds: int = 3,
-           split: str = "val", progress=None) -> tuple[list[Row], str]:
-    """Train the search's ``top`` layers and BN-ReLU; returns the rows (best first) and the run id."""
+           split: str = "val", references: tuple[str, ...] = ("bn_relu",), progress=None) -> tuple[list[Row], str]:
+    """Train the search's ``top`` layers beside the zoo layers ``references`` (default BN-ReLU);
+    returns the rows (best first) and the run id."""
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+    known = [(name, zoo.get(name)) for name in dict.fromkeys(references)]  # an unknown name fails before training
     run_id = tracker.resolve(run)
     best = ranked(tracker.history(run_id))[:top]
     if not best:
         raise ValueError(f"search {run_id} has no layer that passed every check; nothing to re-rank")
-    layers = [("bn_relu", zoo.get("bn_relu"))] + [(f"candidate {r.ordinal}", Genome.parse(r.genome)) for r in best]
+    layers = known + [(f"candidate {r.ordinal}", Genome.parse(r.genome)) for r in best]
     data = load_data(config, resolve_device(config.device), test=split == "test")
     rows = []
     for name, genome in layers:

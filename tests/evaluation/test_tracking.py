@@ -143,8 +143,11 @@ def test_rerank_trains_top_layers_beside_bn_relu_and_logs_a_table(tracked):
     exp, tracker, _, config_path = tracked
     cfg = cfgmod.load(str(config_path))
     passed = [r for r in exp.searcher.history if r.objectives is not None and r.evaluated]
-    rows, run_id = rerank(tracker, exp.run_id, cfg, top=2, seeds=2)
-    assert [r.name for r in rows].count("bn_relu") == 1 and len(rows) == 1 + min(2, len(passed))
+    with pytest.raises(KeyError, match="evonorm_z9"):  # before any training
+        rerank(tracker, exp.run_id, cfg, top=2, seeds=2, references=("bn_relu", "evonorm_z9"))
+    rows, run_id = rerank(tracker, exp.run_id, cfg, top=2, seeds=2, references=("bn_relu", "evonorm_s0"))
+    names = [r.name for r in rows]
+    assert names.count("bn_relu") == 1 and names.count("evonorm_s0") == 1 and len(rows) == 2 + min(2, len(passed))
     assert all(len(r.scores["resnet50"]) == 2 for r in rows)
     assert "bn_relu" in table(rows, ["resnet50"])
     run = tracker.client.get_run(run_id)
