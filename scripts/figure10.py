@@ -2,7 +2,7 @@
 budget, several seeds each, from a random start (nothing seeded), best-so-far mean validation
 accuracy against candidates evaluated, with BN-ReLU's level under the same preset.
 
-    python scripts/figure10.py --data ../shared/data/cifar10 --preset fast --budget 40 --seeds 3
+    python scripts/figure10.py --data ../shared/data/cifar10 --preset tiny --budget 60 --seeds 3
 
 Every search is an ordinary checkpointed search under ``--out`` (``OUT/random-s0``, ...): a rerun
 resumes the unfinished ones and skips the finished. Searches run seed by seed, random then
@@ -14,7 +14,10 @@ generator as they come; six in ten ignore x and cost nothing (rejected before an
 candidates of that search whose output reads x, in order, are a random search that draws only
 such graphs (the draws are independent), i.e. the stronger baseline evolution's founders use.
 ``--random-budget`` (default 2.5 x ``--budget``) lets the random search run long enough to give
-``--budget`` such candidates. A search with no passing layer yet scores chance (0.1).
+``--budget`` such candidates. Where the preset screens proposals (``search.screen``, the default)
+both searches redraw graphs the static probe rejects (among them every graph that ignores x)
+without evaluating them, so the two baselines nearly coincide and the default is ``--budget``.
+A search with no passing layer yet scores chance (0.1).
 
 The searches can be shared between processes (``--only random-s0,evolution-s1``; each process
 resumes or skips what is done), then one run without ``--only`` gathers and plots them all:
@@ -134,9 +137,11 @@ def plot(curves: dict[str, list[list[float]]], bn_relu: float | None, path: Path
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="cifar10", help="data source (offline: ../shared/data/cifar10)")
-    ap.add_argument("--preset", default="fast", help="evaluation preset (default %(default)s)")
+    ap.add_argument("--preset", default="tiny", help="evaluation preset (default %(default)s)")
     ap.add_argument("--budget", type=int, default=40, help="evaluations compared (default %(default)s)")
-    ap.add_argument("--random-budget", type=int, help="evaluations of each random search (default 2.5 x --budget)")
+    ap.add_argument("--random-budget", type=int,
+                    help="evaluations of each random search (default: --budget where the preset screens "
+                         "proposals, else 2.5 x --budget)")
     ap.add_argument("--only", help="run only these searches, e.g. reference,random-s0,evolution-s2 (no plot)")
     ap.add_argument("--gather", action="store_true",
                     help="run nothing: plot the searches as far as they got, compared at the shortest one's length")
@@ -151,14 +156,14 @@ def main() -> None:
     ap.add_argument("--plot", default="docs/figure10-cifar.png", help="plot path (default %(default)s)")
     args = ap.parse_args()
 
-    random_budget = args.random_budget or int(2.5 * args.budget)
+    preset_search = cfgmod.load_search(args.preset)
+    random_budget = args.random_budget or (args.budget if preset_search.screen else int(2.5 * args.budget))
     only = set(args.only.split(",")) if args.only else None
     out = Path(args.out)
     eval_cfg = cfgmod.override(cfgmod.load(args.preset), **{"data.source": args.data})
     evaluator = Evaluator(eval_cfg)  # the data is loaded once for every search
     reference = "gn_relu" if args.batch_independent else "bn_relu"
     ref_level = reference_level(evaluator, reference, out) if only is None or "reference" in only else None
-    preset_search = cfgmod.load_search(args.preset)
     min_window = preset_search.min_window if args.min_window is None else args.min_window
     curves: dict[str, list[list[float]]] = {}
     best: dict[str, list[tuple[float, str]]] = {}

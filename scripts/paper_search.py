@@ -30,16 +30,20 @@ def main(batch_stats: bool = True, default_out: str = "runs/paper-search") -> No
     ap.add_argument("--seed-layers", nargs="*", default=[], metavar="ZOO_NAME",
                     help="zoo layers to place in the initial population (default: none, a random start; "
                          "seeding with e.g. evonorm_b0 starts the search from a known answer)")
+    ap.add_argument("--population", type=int, default=None, help="the aging window (default: the preset's)")
+    ap.add_argument("--tournament", type=int, default=None, help="tournament size (default: the preset's)")
     ap.add_argument("--out", default=default_out)
     ap.add_argument("--tracking-uri", default=None)
     ap.add_argument("--experiment", default="evonorm")
     args = ap.parse_args()
 
     eval_cfg = cfgmod.override(cfgmod.load(args.preset), **{"data.source": args.data})
-    search_cfg = dataclasses.replace(
-        cfgmod.load_search(args.preset),
-        algorithm="evolution", criterion="pareto", batch_stats=batch_stats, budget=args.budget, seed=args.seed,
-        seed_layers=tuple(args.seed_layers))
+    preset = cfgmod.load_search(args.preset)
+    search_cfg = cfgmod.validate(dataclasses.replace(
+        preset, algorithm="evolution", criterion="pareto", batch_stats=batch_stats, budget=args.budget,
+        seed=args.seed, seed_layers=tuple(args.seed_layers),
+        population_size=args.population or preset.population_size,
+        tournament_size=args.tournament or preset.tournament_size))
     tracker = Tracker(args.tracking_uri, args.experiment)
     exp = Experiment.create(args.out, eval_cfg, search_cfg)
     kind = args.executor or ("serial" if args.workers == 1 else "process")
