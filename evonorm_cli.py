@@ -536,7 +536,7 @@ def _add_eval_options(p: argparse.ArgumentParser, preset_default: str | None = "
     p.add_argument("--preset", default=preset_default, metavar="NAME",
                    help="configs/NAME.toml: smoke (seconds, for tests), cpu (2-core CPU, ~2 min a layer), "
                         "fast (CPU searches; rejections take seconds), tiny (CPU searches that admit the paper's "
-                        "layers: one anchor, 16-pixel images, ~25 s a layer), paper (GPU, the paper's widths); "
+                        "layers: one anchor, 16-pixel images, ~30 s a layer), paper (GPU, the paper's widths); "
                         "default: cpu")
     p.add_argument("--config", metavar="FILE", help="a TOML config file (instead of --preset; default: none)")
     if anchors:

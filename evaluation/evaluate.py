@@ -129,14 +129,14 @@ def load_data(config: EvalConfig, device: torch.device, *, test: bool = False) -
     the test split instead; the search itself never reads the test split.
     """
     d = config.data
-    split, _ = datamod.load_split(d.source, "train", per_class=d.per_class)
-    if d.resolution is not None:
-        split = datamod.downsample(split, d.resolution)
+
+    def read(name: str, **kwargs) -> datamod.Split:
+        split, _ = datamod.load_split(d.source, name, **kwargs)
+        return split if d.resolution is None else datamod.downsample(split, d.resolution)
+
+    split = read("train", per_class=d.per_class)
     if test:
-        held, _ = datamod.load_split(d.source, "test")
-        if d.resolution is not None:
-            held = datamod.downsample(held, d.resolution)
-        return datamod.DeviceData(split, held, device)
+        return datamod.DeviceData(split, read("test"), device)
     train, val = datamod.holdout(split, d.val_size, d.split_seed)
     return datamod.DeviceData(train, val, device)
 

@@ -1,8 +1,9 @@
 """Re-ranking: the paper trained its top layers longer before naming EvoNorm-B0 and S0.
 
-Each of the top layers of a tracked search, and BN-ReLU (or other zoo layers) beside them, is trained on every anchor
-with several seeds under a (longer) config, without the quality and budget rejections; the table
-of mean accuracies is logged to MLflow as a run of its own, linked to the search.
+Each of the top layers of a tracked search, and BN-ReLU (or other zoo layers) beside them, is
+trained on every anchor with several seeds under a (longer) config, without the quality and budget
+rejections; the table of mean accuracies is logged to MLflow as a run of its own, linked to the
+search.
 """
 
 from __future__ import annotations

@@ -42,8 +42,8 @@ def main(batch_stats: bool = True, default_out: str = "runs/paper-search") -> No
     search_cfg = cfgmod.validate(dataclasses.replace(
         preset, algorithm="evolution", criterion="pareto", batch_stats=batch_stats, budget=args.budget,
         seed=args.seed, seed_layers=tuple(args.seed_layers),
-        population_size=args.population or preset.population_size,
-        tournament_size=args.tournament or preset.tournament_size))
+        population_size=preset.population_size if args.population is None else args.population,
+        tournament_size=preset.tournament_size if args.tournament is None else args.tournament))
     tracker = Tracker(args.tracking_uri, args.experiment)
     exp = Experiment.create(args.out, eval_cfg, search_cfg)
     kind = args.executor or ("serial" if args.workers == 1 else "process")
