@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU measurements of issue 9 in one script, for a CUDA machine: run from the repository root.
 #
-#   bash benchmarks/gpu_suite.sh [search|speed|tests|all] [DATA] [LOGDIR]
+#   bash benchmarks/gpu_suite.sh [search|speed|tests|graph|all] [DATA] [LOGDIR]
 #
 #   search  anchor step times of BN-ReLU, B0 and S0 against native BN-ReLU (step_time.py),
 #           BN-ReLU's evaluation under the paper preset cut to 300 steps an anchor and the
@@ -11,6 +11,10 @@
 #   speed   one norm-act site forward+backward (layer_speed.py) and anchor steps with compiled
 #           candidates (step_time.py --compiled)
 #   tests   the tests marked gpu
+#   graph   CUDA-graph replay (evaluation/graphs.py): anchor step times of every form with and
+#           without it (step_time.py --graph), the paper preset's full BN-ReLU evaluation with it
+#           (rejection_time.py --samples 0), then the GPU tests of graph replay and of the
+#           evaluator
 #
 # DATA: an ImageFolder tree with train/ and test/, or a .zip of one (unpacked to /tmp); default
 # ../shared/data/cifar10. Each step has its own time limit and writes LOGDIR/NAME.txt (default
@@ -62,6 +66,17 @@ if [[ $part == speed || $part == all ]]; then
     step layer_speed 60 python3 benchmarks/layer_speed.py --device cuda --shape 128,64,32,32 --dtype bfloat16 --channels-last
     step step_time_compiled 90 python3 benchmarks/step_time.py --preset paper --device cuda --steps 20 --rounds 3 \
         --layers bn_relu,evonorm_b0,evonorm_s0 --compiled
+fi
+if [[ $part == graph || $part == all ]]; then
+    step step_time_graph 120 python3 benchmarks/step_time.py --preset paper --device cuda --steps 10 --rounds 3 \
+        --layers bn_relu,evonorm_b0,evonorm_s0 --graph
+    step paper_bn_relu_graph 180 python3 benchmarks/rejection_time.py --preset paper --data "$data" --samples 0 \
+        --set train.cuda_graph=true
+    for test in $(python3 -m pytest -q -m gpu --collect-only tests/evaluation/test_gpu.py -k "graph or every_check" \
+                  | grep '::'); do
+        timeout "${GPU_TEST_LIMIT:-90}" python3 -m pytest -q -m gpu --tb=short "$test" >>"$logs/gpu_tests.txt" 2>&1
+        echo "$? $test" | tee -a "$logs/gpu_tests_summary.txt"
+    done
 fi
 if [[ $part == speed || $part == tests || $part == all ]]; then
     # one pytest per test, each with its own limit, so that a failure's report is printed even

@@ -52,6 +52,8 @@ def main() -> None:
     ref_time = time.perf_counter() - start
     print(f"BN-ReLU full evaluation: {ref_time:.1f} s ({ref.status.value}; "
           + ", ".join(f"{k} {v:.1f}s" for k, v in ref.timings.items()) + ")")
+    if not args.samples:
+        return
     if args.sample_seconds:
         ev.config = cfgmod.override(ev.config, **{"rejection.max_seconds": args.sample_seconds})
     rng = np.random.default_rng(args.seed)

@@ -2,12 +2,16 @@
 (BN-Swish for EfficientNet), measured side by side in one run.
 
     python benchmarks/step_time.py [--preset cpu] [--device cpu] [--batch 32] [--rounds 5]
-        [--layers bn_relu,evonorm_b0,evonorm_s0] [--compiled]
+        [--layers bn_relu,evonorm_b0,evonorm_s0] [--compiled] [--graph]
 
 Rounds interleave the layers, so drift on a noisy machine hits all of them alike; the ratio is
 the median over rounds of (layer step time / reference step time in the same round).
 ``--compiled`` adds each layer in ``torch.compile``'d form (``gp.compiler.use_compiled``,
 training mode; columns ``NAME*``); compilation happens in the warm-up step and is not timed.
+``--graph`` (CUDA) adds every form, the reference included, with its step replayed from a CUDA
+graph (``evaluation.graphs``; columns ``NAME^``, ``reference^``): warm-up and capture happen in
+the warm-up call. Every ratio is over the eager reference, so ``reference^`` is what capture
+saves native BN-ReLU and ``NAME^ / reference^`` compares like with like.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch.nn.functional as F
 import architectures
 from evaluation import config as cfgmod
 from evaluation.evaluate import resolve_device
+from evaluation.graphs import WARMUP_STEPS, GraphedStep, StaticSGD
 from evaluation.train import autocast
 from gp import compiler, layer_factory, zoo
 
@@ -45,6 +50,23 @@ def step_timer(model, batch, device, steps):
     return run
 
 
+def graph_step_timer(model, batch, device, steps):
+    """The same step (bf16 autocast, Nesterov SGD) replayed from a CUDA graph."""
+    x, y = batch
+    opt = StaticSGD([{"params": list(model.parameters()), "weight_decay": 0.0}], 0.9, device)
+    opt.set_lr(0.01)
+    step = GraphedStep(model, opt)
+
+    def run() -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step(x, y)
+        torch.cuda.synchronize()
+        return (time.perf_counter() - start) / steps
+
+    return run
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="cpu", help="widths from this preset (default: cpu)")
@@ -53,7 +75,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=3, help="steps per timing")
     ap.add_argument("--layers", default=",".join(zoo.names()), help="zoo layers (default: all)")
+    ap.add_argument("--anchors", default=None, help="only these anchors of the preset, e.g. resnet50")
     ap.add_argument("--compiled", action="store_true", help="also time each layer compiled (NAME*)")
+    ap.add_argument("--graph", action="store_true",
+                    help="CUDA: also time every form replayed from a CUDA graph (NAME^)")
     args = ap.parse_args()
     names = [n.strip() for n in args.layers.split(",") if n.strip()]
     for n in names:
@@ -66,23 +91,33 @@ def main() -> None:
     data = (images, torch.randint(0, 10, (batch,), generator=gen).to(device))
     if device.type == "cuda":
         data = (data[0].contiguous(memory_format=torch.channels_last), data[1])
+    if args.graph and device.type != "cuda":
+        ap.error(f"--graph needs a CUDA device, got {device}")
+    if args.graph and args.steps <= WARMUP_STEPS:
+        ap.error(f"--graph needs --steps above {WARMUP_STEPS}: the warm-up call must reach the capture")
     layers = ["reference"] + names + ([f"{n}*" for n in names] if args.compiled else [])
+    layers += [f"{n}^" for n in layers] if args.graph else []
     print(f"device {device}, batch {batch}, preset {args.preset}; ratio = step time / reference BN-act step time")
     print(f"{'anchor':<16} {'width':>6} {'reference ms':>13} " + " ".join(f"{n:>10}" for n in layers[1:]))
-    for anchor in cfg.anchors:
+    anchors = [a for a in cfg.anchors if args.anchors is None or a.arch in args.anchors.split(",")]
+    if not anchors:
+        ap.error(f"--anchors {args.anchors!r} names none of the preset's: {', '.join(a.arch for a in cfg.anchors)}")
+    for anchor in anchors:
         timers = {}
         for name in layers:
-            if name == "reference":
+            base = name.rstrip("^").rstrip("*")
+            if base == "reference":
                 norm_act = architectures.reference_norm_act(anchor.arch)
             else:
-                norm_act = layer_factory(zoo.get(name.rstrip("*")))
+                norm_act = layer_factory(zoo.get(base))
             torch.manual_seed(0)
             model = architectures.create_arch(anchor.arch, norm_act, width=anchor.width).to(device)
-            if name.endswith("*"):
+            if name.rstrip("^").endswith("*"):
                 compiler.use_compiled(model)
             if device.type == "cuda":
                 model = model.to(memory_format=torch.channels_last)
-            timers[name] = step_timer(model, data, device, args.steps)
+            timer = graph_step_timer if name.endswith("^") else step_timer
+            timers[name] = timer(model, data, device, args.steps)
             timers[name]()  # warm-up
         ratios = {n: [] for n in layers}
         ref_times = []

@@ -52,6 +52,7 @@ class TrainConfig:
     eval_at: tuple[int, ...] = ()  # extra steps at which validation accuracy is recorded
     no_act: str = "affine"  # policy where a norm has no activation: affine | candidate | batchnorm
     compile: str = "off"  # torch.compile the candidate: off | survivors (after the quality stage) | always
+    cuda_graph: bool = False  # CUDA only: replay each training step from a CUDA graph (evaluation/graphs.py)
 
 
 @dataclass(frozen=True)

@@ -262,6 +262,7 @@ class Evaluator:
         with clock("compile"):
             for run in runs:
                 use_compiled(run.ctx.model)
+                run.recapture()
                 copy = deepcopy(run.ctx.model).train()
                 with autocast(self.device):
                     loss = F.cross_entropy(copy(images).float(), labels)

@@ -11,7 +11,9 @@ steps are timed by CUDA events; every ``sync_every`` steps (:data:`SYNC_EVERY_CU
 at every evaluation point and at the end of a segment, one transfer reads them back and the hooks
 see each step in order, with its own loss and time. A non-finite loss is therefore caught a few
 steps late, never missed, and reported at the step where it happened. On CPU every step is read at
-once (nothing to overlap).
+once (nothing to overlap). With ``train.cuda_graph`` on CUDA each step after a short eager warm-up
+is replayed from a CUDA graph, with :class:`evaluation.graphs.StaticSGD` in place of
+``torch.optim.SGD`` (the same update; the learning rate read from the device).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from torch import nn
 from architectures import create_arch
 from evaluation.config import AnchorConfig, TrainConfig
 from evaluation.data import DeviceData
+from evaluation.graphs import GraphedStep, StaticSGD
 from evaluation.hooks import Hook, Stopwatch, TrialContext
 from gp import Affine, GenomeLayer
 from gp.interpreter import InterpretedLayer
@@ -134,9 +137,14 @@ class Training:
         self.ctx, self.data, self.cfg = ctx, data, cfg
         self.eval_at, self.val_limit, self.hooks = eval_at, val_limit, hooks
         self.clock, self.progress = clock, progress
-        self.opt = torch.optim.SGD(param_groups(ctx.model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum,
-                                   nesterov=True)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(s, cfg.steps, cfg.warmup))
+        groups = param_groups(ctx.model, cfg.weight_decay)
+        self.graphed: GraphedStep | None = None  # the step replayed from a CUDA graph (train.cuda_graph)
+        if cfg.cuda_graph and ctx.device.type == "cuda":
+            self.opt = StaticSGD(groups, cfg.momentum, ctx.device)
+            self.graphed = GraphedStep(ctx.model, self.opt)
+        else:
+            self.opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+            self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(s, cfg.steps, cfg.warmup))
         self.batches = data.batches(cfg.batch_size, seed)
         self.step = 0
         self.curve: dict[int, float] = {}  # {step: validation accuracy}
@@ -164,12 +172,16 @@ class Training:
         with self.clock("training"):
             timer = _StepTimer(device)
             images, labels = next(self.batches)
-            with autocast(device):
-                loss = F.cross_entropy(model(images).float(), labels)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            self.sched.step()
+            if self.graphed is not None:
+                self.opt.set_lr(self.cfg.lr * lr_factor(step - 1, self.cfg.steps, self.cfg.warmup))
+                loss = self.graphed(images, labels)
+            else:
+                with autocast(device):
+                    loss = F.cross_entropy(model(images).float(), labels)
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt.step()
+                self.sched.step()
             self._pending.append((step, loss.detach(), timer.stop()))
         self.step = step
         if len(self._pending) >= self.sync_every or step in self.eval_at:
@@ -179,6 +191,12 @@ class Training:
                 self.curve[step] = accuracy(model, self.data, self.val_limit)
             for hook in self.hooks:
                 hook.at_evaluation(self.ctx, step, self.curve[step])
+
+    def recapture(self) -> None:
+        """The model's modules changed (e.g. to compiled code): capture the step again before
+        replaying it (a no-op without ``train.cuda_graph``)."""
+        if self.graphed is not None:
+            self.graphed.reset()
 
     def _read(self) -> None:
         """Read the pending steps' losses back in one transfer and show each step to the hooks."""
