@@ -536,7 +536,8 @@ def _add_eval_options(p: argparse.ArgumentParser, preset_default: str | None = "
     p.add_argument("--preset", default=preset_default, metavar="NAME",
                    help="configs/NAME.toml: smoke (seconds, for tests), cpu (2-core CPU, ~2 min a layer), "
                         "fast (CPU searches; rejections take seconds), tiny (CPU searches that admit the paper's "
-                        "layers: one anchor, 16-pixel images, ~30 s a layer), paper (GPU, the paper's widths); "
+                        "layers: one anchor, 16-pixel images, ~30 s a layer), tiny_lr02 (tiny at lr 0.2: "
+                        "ranks layers as cpu does, Spearman 0.82), paper (GPU, the paper's widths); "
                         "default: cpu")
     p.add_argument("--config", metavar="FILE", help="a TOML config file (instead of --preset; default: none)")
     if anchors:
@@ -552,8 +553,8 @@ def _add_eval_options(p: argparse.ArgumentParser, preset_default: str | None = "
                         "and test/, e.g. ../shared/data/cifar10 (default: the preset's, cifar10, a download: it "
                         "fails offline, so give a local copy there)")
     p.add_argument("--device", metavar="DEVICE",
-                   help="cpu, cuda or cuda:N (default: the preset's: cpu for cpu, fast and tiny, auto (cuda when "
-                        "there is one) for smoke and paper)")
+                   help="cpu, cuda or cuda:N (default: the preset's: cpu for cpu, fast, tiny and tiny_lr02, auto "
+                        "(cuda when there is one) for smoke and paper)")
     p.add_argument("--seed", type=int, metavar="S",
                    help="seed for initialisation and batch order (default: the preset's, 0)")
 

@@ -18,6 +18,13 @@ def test_tiny_preset_is_one_anchor_at_16_pixels_with_quality_at_the_end():
     assert config.load_search("tiny").min_window == 1
 
 
+def test_tiny_lr02_is_tiny_at_learning_rate_0_2():
+    tiny, hot = config.load("tiny"), config.load("tiny_lr02")
+    assert hot.train.lr == 0.2 and tiny.train.lr == 0.05
+    assert hot == config.override(tiny, **{"train.lr": 0.2})
+    assert config.load_search("tiny_lr02") == config.load_search("tiny")
+
+
 def test_paper_preset_uses_the_papers_widths_and_protocols():
     cfg = config.load("paper")
     assert [a.width for a in cfg.anchors] == [0.25, 0.5, 0.5] and cfg.train.batch_size == 128
