@@ -31,18 +31,12 @@ from evaluation.train import autocast
 from gp import compiler, layer_factory, zoo
 
 
-def step_timer(model, batch, device, steps):
-    x, y = batch
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-
+def per_step(step, device, steps):
+    """A timer: mean seconds of ``steps`` calls of ``step``, the device drained at the end."""
     def run() -> float:
         start = time.perf_counter()
         for _ in range(steps):
-            with autocast(device):
-                loss = F.cross_entropy(model(x).float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            step()
         if device.type == "cuda":
             torch.cuda.synchronize()
         return (time.perf_counter() - start) / steps
@@ -50,21 +44,26 @@ def step_timer(model, batch, device, steps):
     return run
 
 
+def step_timer(model, batch, device, steps):
+    x, y = batch
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+
+    def step() -> None:
+        with autocast(device):
+            loss = F.cross_entropy(model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return per_step(step, device, steps)
+
+
 def graph_step_timer(model, batch, device, steps):
     """The same step (bf16 autocast, Nesterov SGD) replayed from a CUDA graph."""
-    x, y = batch
     opt = StaticSGD([{"params": list(model.parameters()), "weight_decay": 0.0}], 0.9, device)
     opt.set_lr(0.01)
-    step = GraphedStep(model, opt)
-
-    def run() -> float:
-        start = time.perf_counter()
-        for _ in range(steps):
-            step(x, y)
-        torch.cuda.synchronize()
-        return (time.perf_counter() - start) / steps
-
-    return run
+    graphed = GraphedStep(model, opt)
+    return per_step(lambda: graphed(*batch), device, steps)
 
 
 def main() -> None:
