@@ -76,7 +76,8 @@ def run_one(job: tuple) -> tuple[tuple, list[float], int]:
                            window_rejected=args["window_rejected"], immigration=args.get("immigration", 0.0),
                            flat_tournament=args.get("flat_tournament", "random"),
                            mutation_repeat=args.get("mutation_repeat", 0.5), require_x=args.get("require_x", True),
-                           min_window=args.get("min_window") or None, screen=args.get("screen", False))
+                           min_window=args.get("min_window") or None, screen=args.get("screen", False),
+                           crossover=args.get("crossover", 0.0))
     search.run(fitness, args["budget"])
     # surrogate scores are >= 0: before the first passing layer the best so far counts as 0
     curve = np.nan_to_num(best_so_far(search.history)[1], nan=0.0).tolist()
@@ -145,6 +146,9 @@ def main() -> None:
     ap.add_argument("--window-rejected", action="store_true", help="rejected candidates take window slots")
     ap.add_argument("--immigration", type=float, default=0.0,
                     help="share of asks answered with a fresh random genome (default %(default)s)")
+    ap.add_argument("--crossover", type=float, default=0.0,
+                    help="share of children made by subtree crossover of two tournament winners "
+                         "(default %(default)s)")
     ap.add_argument("--flat-tournament", choices=["random", "mutate"], default="random",
                     help="what evolution does when a tournament's members all score the same (default %(default)s)")
     ap.add_argument("--mutation-repeat", type=float, default=0.5,
@@ -175,13 +179,13 @@ def main() -> None:
                 "immigration": args.immigration, "flat_tournament": args.flat_tournament,
                 "mutation_repeat": args.mutation_repeat, "require_x": args.require_x,
                 "random_require_x": args.random_require_x, "min_window": args.min_window, "screen": args.screen,
-                "random_screen": args.random_screen}
+                "random_screen": args.random_screen, "crossover": args.crossover}
     print(f"surrogate {args.score}; budget {args.budget}; {args.seeds} seeds; population {args.population}, "
           f"tournament {args.tournament}, mutation {args.mutation}, window_rejected {args.window_rejected}, "
           f"immigration {args.immigration}, mutation_repeat {args.mutation_repeat}, "
           f"flat_tournament {args.flat_tournament}, require_x {args.require_x}, "
-          f"min_window {args.min_window or 'full'}, screen {args.screen}; baseline: require_x "
-          f"{args.random_require_x}, screen {args.random_screen}; seeds from {args.first_seed}")
+          f"min_window {args.min_window or 'full'}, screen {args.screen}, crossover {args.crossover}; "
+          f"baseline: require_x {args.random_require_x}, screen {args.random_screen}; seeds from {args.first_seed}")
     for name, g in chosen.items():
         print(f"  target {name}: {g.expression()}")
     jobs = []

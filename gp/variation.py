@@ -177,6 +177,38 @@ def indel_step(genome: Genome, rng: np.random.Generator, space: SearchSpace = PA
     return point_step(genome, rng, space)
 
 
+def crossover_step(genome: Genome, donor: Genome, rng: np.random.Generator, space: SearchSpace = PAPER) -> Genome:
+    """Koza's subtree crossover on graphs: a live node ``t`` of ``genome`` is replaced by a live
+    node ``u`` of ``donor`` together with every node ``u`` reads, and whatever read ``t`` reads
+    the copy of ``u``. Building blocks found by different lineages (a statistic, a normaliser, an
+    activation) can meet in one layer in a single step, which mutation reaches only by drawing
+    them again node by node. The nodes ``t`` alone read die, repeated sub-expressions are merged
+    (:attr:`Genome.canonical`), and the result is padded back to ``space.max_nodes``. When the
+    graft would not fit in ``space.max_nodes``, a point mutation of ``genome`` is returned."""
+    live, other = list(genome.canonical.nodes), list(donor.canonical.nodes)
+    k = int(rng.integers(len(live)))  # the node replaced (index among the live nodes)
+    u = int(rng.integers(len(other)))  # the donor's root
+    needed, stack = set(), [u]
+    while stack:  # u and every node it reads
+        j = stack.pop()
+        if j not in needed:
+            needed.add(j)
+            stack.extend(i - NUM_INPUTS for i in other[j].inputs if i >= NUM_INPUTS)
+    graft = sorted(needed)
+    base = NUM_INPUTS + k
+    moved = {NUM_INPUTS + j: base + n for n, j in enumerate(graft)}
+    copied = _renumbered([other[j] for j in graft], lambda i: moved.get(i, i))
+    root, shift = base + len(graft) - 1, len(graft) - 1
+
+    def after(i: int) -> int:
+        return root if i == base else (i + shift if i > base else i)
+
+    child = Genome(tuple(live[:k] + copied + _renumbered(live[k + 1:], after))).canonical
+    if len(child.nodes) > space.max_nodes:
+        return point_step(genome, rng, space)
+    return pad(child, space.max_nodes, rng, space)
+
+
 STEPS = {"paper": paper_step, "point": point_step, "mixed": mixed_step, "indel": indel_step}
 
 

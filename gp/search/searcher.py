@@ -38,7 +38,7 @@ from gp.search.executor import SerialExecutor
 from gp.search.record import DUPLICATE, FAILED, OK, REJECTED, STATUSES, Record, ranked, sanitize
 from gp.search.selection import CRITERIA
 from gp.space import SearchSpace
-from gp.variation import STEPS, mutate, pad, random_genome
+from gp.variation import STEPS, crossover_step, mutate, pad, random_genome
 
 Fingerprint = Callable[[Genome], str]
 MAX_DRAWS = 1000  # proposals per ask() before giving up on finding a new function
@@ -343,7 +343,8 @@ class Evolution(Searcher):
     def __init__(self, population_size: int = 100, tournament_size: int = 25, criterion: str = "pareto", *,
                  seed_layers: Sequence[str] = (), window_rejected: bool = False, mutation: str = "indel",
                  mutation_repeat: float = 0.5, immigration: float = 0.0, flat_tournament: str = "random",
-                 require_x: bool = True, min_window: int | None = None, screen: bool = True, **kwargs) -> None:
+                 require_x: bool = True, min_window: int | None = None, screen: bool = True, crossover: float = 0.0,
+                 **kwargs) -> None:
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
         if not 1 <= tournament_size <= population_size:
@@ -366,6 +367,9 @@ class Evolution(Searcher):
         if not 0.0 <= immigration < 1.0:
             raise ValueError(f"immigration must be in [0, 1), got {immigration}")
         self.immigration = immigration
+        if not 0.0 <= crossover < 1.0:
+            raise ValueError(f"crossover must be in [0, 1), got {crossover}")
+        self.crossover = crossover
         if flat_tournament not in FLAT_TOURNAMENT:
             raise ValueError(f"unknown flat_tournament {flat_tournament!r}; valid: {', '.join(FLAT_TOURNAMENT)}")
         self.flat_tournament = flat_tournament
@@ -381,7 +385,7 @@ class Evolution(Searcher):
                 "window_rejected": self.window_rejected, "mutation": self.mutation,
                 "mutation_repeat": self.mutation_repeat, "require_x": self.require_x,
                 "immigration": self.immigration, "flat_tournament": self.flat_tournament,
-                "min_window": self.min_window, "screen": self.screen}
+                "min_window": self.min_window, "screen": self.screen, "crossover": self.crossover}
 
     def state(self) -> dict:
         return super().state() | {"seeded": self._seeded}
@@ -405,14 +409,26 @@ class Evolution(Searcher):
             return self._random(), None
         if self.immigration and self.rng.random() < self.immigration:
             return self._random(), None  # a random immigrant keeps random search's reach
+        winner = self._tournament()
+        if winner is None:
+            return self._random(), None
+        parent = pad(Genome.parse(winner.genome), self.space.max_nodes, self.rng, self.space)
+        if self.crossover and self.rng.random() < self.crossover and (other := self._tournament()) is not None:
+            donor = Genome.parse(other.genome)
+            child = crossover_step(parent, donor, self.rng, self.space)
+            if child.key not in (parent.key, donor.key):
+                return child, winner.key
+        return mutate(parent, self.rng, self.space, step=self.mutation, repeat=self.mutation_repeat), winner.key
+
+    def _tournament(self) -> Record | None:
+        """The winner of a tournament of the window, or None when it holds no information (no
+        member may win, or with ``flat_tournament="random"`` all score the same)."""
         members = self.rng.choice(np.array(self.window), size=min(self.tournament_size, len(self.window)),
                                   replace=False)
         eligible = [int(m) for m in members if self.history[int(m)].objectives is not None]
         if not eligible:
-            return self._random(), None
+            return None
         scores = np.array([self.history[m].objectives for m in eligible], dtype=float)
         if self.flat_tournament == "random" and len(eligible) > 1 and (scores == scores[0]).all():
-            return self._random(), None
-        winner = self.history[eligible[CRITERIA[self.criterion](scores, self.rng)]]
-        parent = pad(Genome.parse(winner.genome), self.space.max_nodes, self.rng, self.space)
-        return mutate(parent, self.rng, self.space, step=self.mutation, repeat=self.mutation_repeat), winner.key
+            return None
+        return self.history[eligible[CRITERIA[self.criterion](scores, self.rng)]]

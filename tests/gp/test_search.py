@@ -20,6 +20,7 @@ from gp.search import (
 from gp.search.cache import same_function
 from gp.search.engine import Outcome, SerialExecutor
 from gp.search.surrogate import Surrogate
+from gp.variation import crossover_step
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +148,35 @@ def test_immigrants_are_random_genomes_after_the_initial_phase(surrogate):
     assert all(r.parent is not None for r in plain.run(surrogate, 80)[40:])
     with pytest.raises(ValueError, match="immigration must be in"):
         Evolution(10, 3, immigration=1.0)
+
+
+def test_crossover_makes_a_share_of_the_children_and_the_run_round_trips(surrogate, monkeypatch):
+    import gp.search.searcher as searcher_module
+
+    grafts = set()  # (child, parent) of every graft made
+
+    def counted(parent, donor, rng, space):
+        child = crossover_step(parent, donor, rng, space)
+        grafts.add((child.key, parent.key))
+        return child
+
+    monkeypatch.setattr(searcher_module, "crossover_step", counted)
+    ev = Evolution(10, 3, seed=4, crossover=0.5)
+    ev.run(surrogate, 80)
+    children = [r for r in ev.history if r.parent is not None]
+    grafted = [r for r in children if (r.key, r.parent) in grafts]  # the winner is the recorded parent
+    assert 0.25 * len(children) <= len(grafted) <= 0.75 * len(children)
+    resumed = Searcher.from_state(json.loads(json.dumps(ev.state())))
+    assert resumed.crossover == 0.5 and resumed.state() == ev.state()
+    run_search(ev, SerialExecutor(surrogate), 100)
+    run_search(resumed, SerialExecutor(surrogate), 100)
+    assert resumed.history == ev.history
+    plain = Evolution(10, 3, seed=4)
+    grafts.clear()
+    plain.run(surrogate, 80)
+    assert not grafts
+    with pytest.raises(ValueError, match="crossover must be in"):
+        Evolution(10, 3, crossover=1.0)
 
 
 def test_a_flat_tournament_asks_a_random_genome_unless_told_to_mutate():

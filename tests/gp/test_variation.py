@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from gp import BATCH_INDEPENDENT, PAPER, Genome, SearchSpace, mutate, random_genome, zoo
 from gp.genome import NUM_INPUTS, Node
-from gp.variation import delete_step, insert_step, mutate_node, pad
+from gp.variation import crossover_step, delete_step, insert_step, mutate_node, pad
 
 
 @settings(max_examples=100, deadline=None)
@@ -166,3 +166,36 @@ def test_a_deletion_bypasses_a_node():
     assert "div(x, std_group(x))" in seen  # mul(x, sigmoid(x)) bypassed to x
     assert "std_group(x)" in seen  # the output replaced by the node it read
     assert "div(mul(x, x), std_group(x))" in seen  # sigmoid(x) bypassed to x
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_crossover_children_are_valid_full_length_genomes(seed):
+    rng = np.random.default_rng(seed)
+    a, b = (pad(random_genome(rng), 10, rng) for _ in range(2))
+    child = crossover_step(a, b, rng)
+    assert len(child.nodes) == 10 and Genome.parse(str(child)) == child
+
+
+def test_crossover_grafts_a_donor_subgraph_in_place_of_a_node():
+    """relu(tanh(x)) and x / std_group(x) meet in one step: relu(x / std_group(x))."""
+    rng = np.random.default_rng(0)
+    norm = Genome.from_expression("div(x, std_group(x))")
+    relu = Genome.from_expression("max(x, zero)")
+    # a one-node layer: replacing its only node takes a whole donor subgraph
+    assert {crossover_step(relu, norm, rng).expression() for _ in range(400)} == {"div(x, std_group(x))",
+                                                                                 "std_group(x)"}
+    chain = Genome.from_expression("max(tanh(x), zero)")
+    seen = {crossover_step(chain, norm, rng).expression() for _ in range(400)}
+    assert seen == {"max(div(x, std_group(x)), zero)", "max(std_group(x), zero)",  # tanh(x) replaced
+                    "div(x, std_group(x))", "std_group(x)"}  # the output replaced
+
+
+def test_a_graft_that_does_not_fit_falls_back_to_a_point_mutation():
+    chain = Genome.from_expression("tanh(" * 9 + "x" + ")" * 9)  # 9 nodes
+    rng = np.random.default_rng(1)
+    children = [crossover_step(chain, chain, rng) for _ in range(200)]
+    assert all(c.live_nodes <= 10 for c in children)
+    # grafting the 9-node chain in place of its first node would need 17 nodes: a point mutation
+    # (one node changed, the length kept) is returned instead
+    assert any(c.live_nodes >= 8 and "tanh(" * 9 not in c.expression() and c.key != chain.key for c in children)
