@@ -95,6 +95,7 @@ class SearchConfig:
     require_x: bool = True  # evolution's random genomes are drawn among graphs that read x
     min_window: int = 0  # tournaments start when the window holds this many passing layers (0: when full)
     screen: bool = True  # redraw, unevaluated, a proposal the static probe rejects (evolution and random search)
+    crossover: float = 0.0  # share of evolution's children grafted from two tournament winners (gp.variation)
     batch_stats: bool = True  # False: the batch-independent ("S") search space
     max_nodes: int = 10  # intermediate nodes of random graphs (paper: 10)
     budget: int = 1000  # finished evaluations, duplicates excluded
@@ -257,6 +258,8 @@ def _check_search(cfg: SearchConfig) -> None:
         raise ConfigError(f"search.mutation must be one of {', '.join(STEPS)}, got {cfg.mutation!r}")
     if not 0.0 <= cfg.mutation_repeat < 1.0:
         raise ConfigError(f"search.mutation_repeat must be in [0, 1), got {cfg.mutation_repeat!r}")
+    if not 0.0 <= cfg.crossover < 1.0:
+        raise ConfigError(f"search.crossover must be in [0, 1), got {cfg.crossover!r}")
     if cfg.flat_tournament not in FLAT_TOURNAMENT:
         raise ConfigError(f"search.flat_tournament must be {' or '.join(FLAT_TOURNAMENT)}, "
                           f"got {cfg.flat_tournament!r}")

@@ -76,6 +76,7 @@ def test_a_bad_value_is_named_with_what_is_valid(key, value, fragment):
     ("[search]\nexecutor = 'dask'\n", "search.executor must be one of serial, process, ray, got 'dask'"),
     ("[search]\nworkers = 2\n", "search.workers must be 1 with the serial executor, got 2"),
     ("[search]\nmutation_repeat = 1.0\n", "search.mutation_repeat must be in [0, 1), got 1.0"),
+    ("[search]\ncrossover = -0.1\n", "search.crossover must be in [0, 1), got -0.1"),
     ("[search]\nflat_tournament = 'greedy'\n", "search.flat_tournament must be random or mutate, got 'greedy'"),
     ("[search]\nmin_window = 20\npopulation_size = 10\ntournament_size = 3\n",
      "search.min_window (20) must be at most search.population_size (10)"),
