@@ -2,12 +2,15 @@
 (BN-Swish for EfficientNet), measured side by side in one run.
 
     python benchmarks/step_time.py [--preset cpu] [--device cpu] [--batch 32] [--rounds 5]
-        [--layers bn_relu,evonorm_b0,evonorm_s0] [--compiled] [--graph]
+        [--layers bn_relu,evonorm_b0,evonorm_s0] [--compiled] [--floor] [--graph]
 
 Rounds interleave the layers, so drift on a noisy machine hits all of them alike; the ratio is
 the median over rounds of (layer step time / reference step time in the same round).
 ``--compiled`` adds each layer in ``torch.compile``'d form (``gp.compiler.use_compiled``,
 training mode; columns ``NAME*``); compilation happens in the warm-up step and is not timed.
+``--floor`` adds ``free``: every norm-act site an identity, the step time that a layer costing
+nothing would leave (Amdahl's bound: no candidate, however fast, makes a step cheaper than this,
+so ``NAME / free`` is the most a faster layer can save).
 ``--graph`` (CUDA) adds every form, the reference included, with its step replayed from a CUDA
 graph (``evaluation.graphs``; columns ``NAME^``, ``reference^``): warm-up and capture happen in
 the warm-up call. Every ratio is over the eager reference, so ``reference^`` is what capture
@@ -66,6 +69,11 @@ def graph_step_timer(model, batch, device, steps):
     return per_step(lambda: graphed(*batch), device, steps)
 
 
+def free_norm_act(num_features: int, *, apply_act: bool = True, device=None, dtype=None) -> torch.nn.Module:
+    """A norm-act site that costs nothing: the floor of any layer's step time."""
+    return torch.nn.Identity()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="cpu", help="widths from this preset (default: cpu)")
@@ -76,6 +84,9 @@ def main() -> None:
     ap.add_argument("--layers", default=",".join(zoo.names()), help="zoo layers (default: all)")
     ap.add_argument("--anchors", default=None, help="only these anchors of the preset, e.g. resnet50")
     ap.add_argument("--compiled", action="store_true", help="also time each layer compiled (NAME*)")
+    ap.add_argument("--floor", action="store_true",
+                    help="also time the anchor with every norm-act an identity (free): the bound on what a "
+                         "faster layer can save")
     ap.add_argument("--graph", action="store_true",
                     help="CUDA: also time every form replayed from a CUDA graph (NAME^)")
     args = ap.parse_args()
@@ -95,6 +106,7 @@ def main() -> None:
     if args.graph and args.steps <= WARMUP_STEPS:
         ap.error(f"--graph needs --steps above {WARMUP_STEPS}: the warm-up call must reach the capture")
     layers = ["reference"] + names + ([f"{n}*" for n in names] if args.compiled else [])
+    layers += ["free"] if args.floor else []
     layers += [f"{n}^" for n in layers] if args.graph else []
     print(f"device {device}, batch {batch}, preset {args.preset}; ratio = step time / reference BN-act step time")
     print(f"{'anchor':<16} {'width':>6} {'reference ms':>13} " + " ".join(f"{n:>10}" for n in layers[1:]))
@@ -107,6 +119,8 @@ def main() -> None:
             base = name.rstrip("^").rstrip("*")
             if base == "reference":
                 norm_act = architectures.reference_norm_act(anchor.arch)
+            elif base == "free":
+                norm_act = free_norm_act
             else:
                 norm_act = layer_factory(zoo.get(base))
             torch.manual_seed(0)
