@@ -344,7 +344,7 @@ class Evolution(Searcher):
                  seed_layers: Sequence[str] = (), window_rejected: bool = False, mutation: str = "indel",
                  mutation_repeat: float = 0.5, immigration: float = 0.0, flat_tournament: str = "random",
                  require_x: bool = True, min_window: int | None = None, screen: bool = True, crossover: float = 0.0,
-                 **kwargs) -> None:
+                 parsimony: bool = False, **kwargs) -> None:
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
         if not 1 <= tournament_size <= population_size:
@@ -370,6 +370,8 @@ class Evolution(Searcher):
         if not 0.0 <= crossover < 1.0:
             raise ValueError(f"crossover must be in [0, 1), got {crossover}")
         self.crossover = crossover
+        self.parsimony = parsimony
+        self._sizes: dict[int, int] = {}  # ordinal -> live nodes, for parsimony
         if flat_tournament not in FLAT_TOURNAMENT:
             raise ValueError(f"unknown flat_tournament {flat_tournament!r}; valid: {', '.join(FLAT_TOURNAMENT)}")
         self.flat_tournament = flat_tournament
@@ -385,7 +387,8 @@ class Evolution(Searcher):
                 "window_rejected": self.window_rejected, "mutation": self.mutation,
                 "mutation_repeat": self.mutation_repeat, "require_x": self.require_x,
                 "immigration": self.immigration, "flat_tournament": self.flat_tournament,
-                "min_window": self.min_window, "screen": self.screen, "crossover": self.crossover}
+                "min_window": self.min_window, "screen": self.screen, "crossover": self.crossover,
+                "parsimony": self.parsimony}
 
     def state(self) -> dict:
         return super().state() | {"seeded": self._seeded}
@@ -431,4 +434,16 @@ class Evolution(Searcher):
         scores = np.array([self.history[m].objectives for m in eligible], dtype=float)
         if self.flat_tournament == "random" and len(eligible) > 1 and (scores == scores[0]).all():
             return None
+        if self.parsimony:  # of members that score the same, only the smallest live graph competes
+            smallest: dict[tuple, int] = {}
+            for m, row in zip(eligible, map(tuple, scores), strict=True):
+                if row not in smallest or self._size(m) < self._size(smallest[row]):
+                    smallest[row] = m
+            eligible = list(smallest.values())
+            scores = np.array([self.history[m].objectives for m in eligible], dtype=float)
         return self.history[eligible[CRITERIA[self.criterion](scores, self.rng)]]
+
+    def _size(self, ordinal: int) -> int:
+        if ordinal not in self._sizes:
+            self._sizes[ordinal] = Genome.parse(self.history[ordinal].genome).live_nodes
+        return self._sizes[ordinal]
