@@ -179,6 +179,26 @@ def test_crossover_makes_a_share_of_the_children_and_the_run_round_trips(surroga
         Evolution(10, 3, crossover=1.0)
 
 
+def test_parsimony_lets_only_the_smallest_of_equal_scorers_compete():
+    def fill(ev):
+        for _ in range(6):  # four tied at the top, two below
+            g = ev.ask()
+            ev.tell(g, (1.0, 0.5) if len(ev.history) < 4 else (0.2, 0.2))
+        return [ev.history[m] for m in ev.window]
+
+    for criterion in ("average", "pareto"):
+        lean = Evolution(6, 6, criterion, seed=7, parsimony=True)
+        window = fill(lean)
+        tied = [r for r in window if r.objectives == (1.0, 0.5)]
+        sizes = {r.ordinal: Genome.parse(r.genome).live_nodes for r in tied}
+        assert len(set(sizes.values())) > 1  # the tied layers differ in size
+        smallest = {o for o, n in sizes.items() if n == min(sizes.values())}
+        assert {lean._tournament().ordinal for _ in range(30)} <= smallest
+        plain = Evolution(6, 6, criterion, seed=7)
+        fill(plain)
+        assert len({plain._tournament().ordinal for _ in range(30)}) > 1
+
+
 def test_a_flat_tournament_asks_a_random_genome_unless_told_to_mutate():
     def flat(genome):
         return (0.0, 0.0)
