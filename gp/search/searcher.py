@@ -336,6 +336,12 @@ class Evolution(Searcher):
 
     Genomes are kept at ``space.max_nodes`` nodes (random ones padded with dead nodes), so that
     any graph of the space stays reachable from every lineage (see :mod:`gp.variation`).
+
+    Two options for studies, off by default because their pilots on the surrogate were within
+    noise (docs/results.md §1.0): ``crossover`` is the share of children grafted from the winners
+    of two tournaments (:func:`gp.variation.crossover_step`) instead of mutated; ``parsimony``
+    lets only the smallest live graph of tournament members with the same scores compete.
+    With both off, the random stream is the one the search drew before they existed.
     """
 
     kind = "evolution"
