@@ -185,19 +185,12 @@ def crossover_step(genome: Genome, donor: Genome, rng: np.random.Generator, spac
     them again node by node. The nodes ``t`` alone read die, repeated sub-expressions are merged
     (:attr:`Genome.canonical`), and the result is padded back to ``space.max_nodes``. When the
     graft would not fit in ``space.max_nodes``, a point mutation of ``genome`` is returned."""
-    live, other = list(genome.canonical.nodes), list(donor.canonical.nodes)
+    live, other = list(genome.canonical.nodes), donor.canonical.nodes
     k = int(rng.integers(len(live)))  # the node replaced (index among the live nodes)
     u = int(rng.integers(len(other)))  # the donor's root
-    needed, stack = set(), [u]
-    while stack:  # u and every node it reads
-        j = stack.pop()
-        if j not in needed:
-            needed.add(j)
-            stack.extend(i - NUM_INPUTS for i in other[j].inputs if i >= NUM_INPUTS)
-    graft = sorted(needed)
+    graft = Genome(other[:u + 1]).canonical.nodes  # u and every node it reads, u last
     base = NUM_INPUTS + k
-    moved = {NUM_INPUTS + j: base + n for n, j in enumerate(graft)}
-    copied = _renumbered([other[j] for j in graft], lambda i: moved.get(i, i))
+    copied = _renumbered(graft, lambda i: i if i < NUM_INPUTS else i + k)  # placed from position k on
     root, shift = base + len(graft) - 1, len(graft) - 1
 
     def after(i: int) -> int:

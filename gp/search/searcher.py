@@ -377,7 +377,6 @@ class Evolution(Searcher):
             raise ValueError(f"crossover must be in [0, 1), got {crossover}")
         self.crossover = crossover
         self.parsimony = parsimony
-        self._sizes: dict[int, int] = {}  # ordinal -> live nodes, for parsimony
         if flat_tournament not in FLAT_TOURNAMENT:
             raise ValueError(f"unknown flat_tournament {flat_tournament!r}; valid: {', '.join(FLAT_TOURNAMENT)}")
         self.flat_tournament = flat_tournament
@@ -441,15 +440,11 @@ class Evolution(Searcher):
         if self.flat_tournament == "random" and len(eligible) > 1 and (scores == scores[0]).all():
             return None
         if self.parsimony:  # of members that score the same, only the smallest live graph competes
+            size = {m: Genome.parse(self.history[m].genome).live_nodes for m in eligible}
             smallest: dict[tuple, int] = {}
             for m, row in zip(eligible, map(tuple, scores), strict=True):
-                if row not in smallest or self._size(m) < self._size(smallest[row]):
+                if row not in smallest or size[m] < size[smallest[row]]:
                     smallest[row] = m
             eligible = list(smallest.values())
             scores = np.array([self.history[m].objectives for m in eligible], dtype=float)
         return self.history[eligible[CRITERIA[self.criterion](scores, self.rng)]]
-
-    def _size(self, ordinal: int) -> int:
-        if ordinal not in self._sizes:
-            self._sizes[ordinal] = Genome.parse(self.history[ordinal].genome).live_nodes
-        return self._sizes[ordinal]
