@@ -220,3 +220,12 @@ def test_a_search_logged_before_screening_existed_resumes_without_it(tiny_config
     assert logged_search_config(logged).screen  # today's searches log it, and keep it
     old = logged_search_config({k: v for k, v in logged.items() if k != "screen"})
     assert not old.screen and not make_searcher(old).screen
+
+
+def test_the_crossover_and_parsimony_keys_reach_the_searcher(tiny_config, tmp_path):
+    path = tmp_path / "search.toml"
+    path.write_text(tiny_config.read_text().replace("[search]\n", "[search]\ncrossover = 0.25\nparsimony = true\n", 1))
+    searcher = make_searcher(cfgmod.load_search(str(path)))
+    assert searcher.crossover == 0.25 and searcher.parsimony
+    default = make_searcher(cfgmod.load_search(str(tiny_config)))
+    assert default.crossover == 0.0 and not default.parsimony
