@@ -537,12 +537,15 @@ def _add_eval_options(p: argparse.ArgumentParser, preset_default: str | None = "
                    help="configs/NAME.toml: smoke (seconds, for tests), cpu (2-core CPU, ~2 min a layer), "
                         "fast (CPU searches; rejections take seconds), tiny (CPU searches that admit the paper's "
                         "layers: one anchor, 16-pixel images, ~30 s a layer), tiny_lr02 (tiny at lr 0.2: "
-                        "ranks layers as cpu does, Spearman 0.82), paper (GPU, the paper's widths); "
+                        "ranks layers as cpu does, Spearman 0.82), tiny_plain (tiny_lr02 on a chain without shortcuts, "
+                        "which fails layers that do not normalize: Spearman 0.84, ~10 s a layer), paper (GPU, the "
+                        "paper's widths); "
                         "default: cpu")
     p.add_argument("--config", metavar="FILE", help="a TOML config file (instead of --preset; default: none)")
     if anchors:
         p.add_argument("--arch", nargs="+", metavar="NAME",
-                       help="anchors to use: resnet50, mobilenetv2, efficientnet_b0 (default: the preset's)")
+                       help="anchors to use: resnet50, mobilenetv2, efficientnet_b0, plain (not the paper's: a "
+                            "chain without shortcuts) (default: the preset's)")
     if steps_help:
         p.add_argument("--steps", type=int, metavar="N",
                        help=f"{steps_help} (default: the preset's: smoke 8, fast 50, tiny 200, cpu 100, paper "
@@ -553,7 +556,7 @@ def _add_eval_options(p: argparse.ArgumentParser, preset_default: str | None = "
                         "and test/, e.g. ../shared/data/cifar10 (default: the preset's, cifar10, a download: it "
                         "fails offline, so give a local copy there)")
     p.add_argument("--device", metavar="DEVICE",
-                   help="cpu, cuda or cuda:N (default: the preset's: cpu for cpu, fast, tiny and tiny_lr02, auto "
+                   help="cpu, cuda or cuda:N (default: the preset's: cpu for cpu, fast and the tiny ones, auto "
                         "(cuda when there is one) for smoke and paper)")
     p.add_argument("--seed", type=int, metavar="S",
                    help="seed for initialisation and batch order (default: the preset's, 0)")

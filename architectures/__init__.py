@@ -2,7 +2,9 @@
 
 ``create_arch(name, norm_act, num_classes=10, width=None)``; the paper's widths are the defaults:
 pre-activation ResNet-50 0.25x, MobileNetV2 0.5x, EfficientNet-B0 0.5x, each in the CIFAR form
-(first two down-sampling strides set to 1) unless ``cifar=False``.
+(first two down-sampling strides set to 1) unless ``cifar=False``. ``plain`` is not the paper's:
+a VGG-style chain without shortcuts (:mod:`architectures.plain`), a cheap anchor in which a
+layer that does not normalize shows it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from torch import nn
 from architectures.common import BatchNormAct, NormAct, bn_relu, bn_silu, make_divisible
 from architectures.efficientnet import EfficientNetB0
 from architectures.mobilenet import MobileNetV2
+from architectures.plain import PlainNet
 from architectures.resnet import PreActResNet
 
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], float, NormAct]] = {
@@ -21,6 +24,8 @@ _REGISTRY: dict[str, tuple[Callable[..., nn.Module], float, NormAct]] = {
     "resnet50": (PreActResNet, 0.25, bn_relu),
     "mobilenetv2": (MobileNetV2, 0.5, bn_relu),
     "efficientnet_b0": (EfficientNetB0, 0.5, bn_silu),
+    # not the paper's: a chain without shortcuts, a cheap second anchor for CPU proxies
+    "plain": (PlainNet, 0.25, bn_relu),
 }
 
 

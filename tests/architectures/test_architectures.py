@@ -15,7 +15,24 @@ def test_reference_parameter_counts(name, expected):
 
 
 def test_paper_widths_are_the_defaults():
-    assert [architectures.default_width(n) for n in architectures.names()] == [0.25, 0.5, 0.5]
+    assert [architectures.default_width(n) for n in architectures.names()] == [0.25, 0.5, 0.5, 0.25]
+
+
+def test_plain_net_is_a_chain_of_seven_norm_acts_without_shortcuts():
+    """Every site is on the only path: replacing one site by a constant makes the output constant."""
+    from gp import GenomeLayer
+
+    torch.manual_seed(0)
+    model = create_arch("plain", layer_factory(zoo.get("bn_relu")), width=0.25)
+    sites = [m for m in model.modules() if isinstance(m, GenomeLayer)]
+    assert len(sites) == 7
+    assert [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)] == [16, 16, 16, 32, 32, 64, 64]
+    x = torch.randn(4, 3, 16, 16)
+    for site in sites:
+        site.register_forward_hook(lambda m, i, o: torch.zeros_like(o))
+        out = model.eval()(x)
+        assert torch.allclose(out, out[:1].expand_as(out))  # no path around the silenced site
+        site._forward_hooks.clear()
 
 
 @pytest.mark.parametrize("name", architectures.names())
@@ -24,10 +41,10 @@ def test_cifar_form_keeps_resolution_in_the_first_two_downsamplings(name):
     for cifar in (True, False):
         model = create_arch(name, width=0.25, cifar=cifar)
         body = model.blocks if name == "resnet50" else model.features
-        stem = model.stem if name == "resnet50" else torch.nn.Identity()
+        stem = model.stem if name in ("resnet50", "plain") else torch.nn.Identity()
         with torch.no_grad():
             feats[cifar] = body(stem(torch.randn(2, 3, 64, 64))).shape[-1]
-    assert feats[True] == 4 * feats[False]
+    assert feats[True] == (2 if name == "plain" else 4) * feats[False]  # plain has one stride-2 stem
 
 
 @pytest.mark.parametrize("layer", zoo.names())
@@ -50,9 +67,9 @@ def test_candidate_replaces_every_norm_act():
         model = create_arch(name, layer_factory(zoo.get("evonorm_s0")), width=0.0625)
         kinds = {type(m) for m in model.modules()}
         assert torch.nn.BatchNorm2d not in kinds and GenomeLayer in kinds
-        assert (Affine in kinds) == (name != "resnet50")  # linear bottlenecks get the affine policy
+        assert (Affine in kinds) == (name not in ("resnet50", "plain"))  # linear bottlenecks: the affine policy
 
 
 def test_unknown_architecture_names_the_known_ones():
-    with pytest.raises(KeyError, match="resnet50, mobilenetv2, efficientnet_b0"):
+    with pytest.raises(KeyError, match="resnet50, mobilenetv2, efficientnet_b0, plain"):
         create_arch("vgg16")

@@ -25,6 +25,13 @@ def test_tiny_lr02_is_tiny_at_learning_rate_0_2():
     assert config.load_search("tiny_lr02") == config.load_search("tiny")
 
 
+def test_tiny_plain_is_tiny_lr02_on_the_plain_anchor():
+    lr02, plain = config.load("tiny_lr02"), config.load("tiny_plain")
+    assert [(a.arch, a.width) for a in plain.anchors] == [("plain", 0.25)]
+    assert (plain.data, plain.train, plain.rejection) == (lr02.data, lr02.train, lr02.rejection)
+    assert config.load_search("tiny_plain") == config.load_search("tiny_lr02")
+
+
 def test_paper_preset_uses_the_papers_widths_and_protocols():
     cfg = config.load("paper")
     assert [a.width for a in cfg.anchors] == [0.25, 0.5, 0.5] and cfg.train.batch_size == 128
