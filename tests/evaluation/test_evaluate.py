@@ -116,6 +116,25 @@ def test_bn_relu_learns_on_the_resnet_anchor(cifar_dir, tiny):
     assert result.accuracies["resnet50"] > 0.2  # chance is 0.1
 
 
+@pytest.mark.slow
+def test_plain_anchor_fails_a_linear_layer_that_the_resnet_anchor_trains(cifar_dir):
+    """The reason the `plain` anchor exists (docs/results.md §2e): at tiny_plain's training a
+    ResNet with linear norm-act sites trains about as well as with BN-ReLU (its shortcuts carry the
+    signal), while a chain without shortcuts does not."""
+    linear = Genome.from_expression("mul(sigmoid(zero), x)")  # x / 2
+    acc = {}
+    for arch, width in (("plain", 0.25), ("resnet50", 0.0625)):
+        cfg = EvalConfig(anchors=(AnchorConfig(arch, width),),
+                         data=DataConfig(source=str(cifar_dir), per_class=300, val_size=500, resolution=16),
+                         train=TrainConfig(steps=200, batch_size=32, lr=0.2),
+                         rejection=RejectionConfig(stability_steps=0, quality_threshold=0.0, max_step_ratio=0),
+                         device="cpu")
+        ev = Evaluator(cfg)
+        acc[arch] = {name: ev(g).accuracies[arch] for name, g in (("bn_relu", zoo.get("bn_relu")), ("linear", linear))}
+    gap = {arch: a["bn_relu"] - a["linear"] for arch, a in acc.items()}
+    assert gap["plain"] > 0.05 and gap["plain"] > gap["resnet50"], acc
+
+
 def test_candidate_rejected_carries_reason_and_stage():
     err = CandidateRejected("too slow", "budget")
     assert (err.reason, err.stage, str(err)) == ("too slow", "budget", "budget: too slow")
