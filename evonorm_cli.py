@@ -8,7 +8,8 @@ import textwrap
 
 LAYER_HELP = ("a zoo name (see 'evonorm zoo'), genome text such as 't1 = mul(v1, x); t2 = sigmoid(t1)' "
               "or an expression such as 'div(x, std_group(x))'")
-TRACKED_LAYER_HELP = LAYER_HELP + ", or RUN_ID:RANK, the RANK-th best layer of a tracked search ('latest:1')"
+TRACKED_LAYER_HELP = LAYER_HELP + (", or RUN_ID:RANK, the RANK-th best layer of a tracked search ('latest:1'), or "
+                                   "DIR:RANK, the same of the search in directory DIR ('runs/search:1')")
 
 
 def _cmd_zoo(args: argparse.Namespace) -> int:
@@ -494,7 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
         "it).",
         ("evonorm report latest", "evonorm report 3f2a9c... --top 20 --out reports/paper-run",
          "evonorm report latest --tracking-uri http://host:5000 --no-upload"))
-    p.add_argument("run", metavar="RUN_ID", help="the search's MLflow parent run id, or 'latest'")
+    p.add_argument("run", metavar="RUN_ID", help="the search's MLflow parent run id, 'latest', or the search's "
+                                                  "directory (its event log is read; no tracked search is needed)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: reports/RUNID, the run id's first 8 "
                                                 "characters)")
     p.add_argument("--top", type=int, default=10, metavar="N",
@@ -505,14 +507,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _subcommand(
         sub, "rerank", "train a search's top layers longer, with several seeds, next to BN-ReLU",
-        "Re-rank the top layers of a tracked search as the paper did before naming EvoNorm: train each (and "
-        "BN-ReLU) on every anchor with several seeds, without the quality and budget rejections, and log the "
-        "table to MLflow. The test split is used only with --split test (then training uses the whole training "
-        "split).",
+        "Re-rank the top layers of a search (tracked, or a search directory) as the paper did before naming "
+        "EvoNorm: train each (and BN-ReLU) on every anchor with several seeds, without the quality and budget "
+        "rejections, and log the table to MLflow. The test split is used only with --split test (then training "
+        "uses the whole training split).",
         (f"evonorm rerank latest --top 5 --steps 1000 {OFFLINE}",
          f"evonorm rerank 3f2a9c... --preset paper --seeds 5 --split test {OFFLINE}",
-         f"evonorm rerank latest --preset tiny --beside bn_relu evonorm_s0 gn_relu {OFFLINE}"))
-    p.add_argument("run", metavar="RUN_ID", help="the search's MLflow parent run id, or 'latest'")
+         f"evonorm rerank latest --preset tiny --beside bn_relu evonorm_s0 gn_relu {OFFLINE}",
+         f"evonorm rerank runs/figure10/evolution-s0 --preset tiny_plain --steps 600 --seeds 2 {OFFLINE}"))
+    p.add_argument("run", metavar="RUN_ID", help="the search's MLflow parent run id, 'latest', or the search's "
+                                                  "directory (its event log is read; no tracked search is needed)")
     p.add_argument("--top", type=int, default=10, metavar="N", help="layers to re-rank (default: 10)")
     p.add_argument("--seeds", type=int, default=3, metavar="S", help="seeds per layer and anchor (default: 3)")
     p.add_argument("--split", choices=["val", "test"], default="val", help="score on (default: val)")

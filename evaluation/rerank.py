@@ -1,9 +1,10 @@
 """Re-ranking: the paper trained its top layers longer before naming EvoNorm-B0 and S0.
 
-Each of the top layers of a tracked search, and BN-ReLU (or other zoo layers) beside them, is
-trained on every anchor with several seeds under a (longer) config, without the quality and budget
+Each of the top layers of a search, and BN-ReLU (or other zoo layers) beside them, is trained on
+every anchor with several seeds under a (longer) config, without the quality and budget
 rejections; the table of mean accuracies is logged to MLflow as a run of its own, linked to the
-search.
+search. The search is a tracked run (an MLflow run id, or ``latest``) or a search directory, whose
+event log is read directly (then the re-ranking's run is tagged with the directory instead).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from evaluation import config as cfgmod
 from evaluation.config import EvalConfig
 from evaluation.evaluate import Evaluator, load_data, resolve_device
 from evaluation.hooks import FiniteLoss
+from evaluation.layers import is_search_dir, logged_history
 from evaluation.tracking import Tracker
 from gp import Genome, formula, zoo
 from gp.search import ranked
@@ -34,15 +36,20 @@ class Row:
 
 def rerank(tracker: Tracker, run: str, config: EvalConfig, *, top: int = 10, seeds: int = 3,
            split: str = "val", references: tuple[str, ...] = ("bn_relu",), progress=None) -> tuple[list[Row], str]:
-    """Train the search's ``top`` layers beside the zoo layers ``references`` (default BN-ReLU);
-    returns the rows (best first) and the run id."""
+    """Train the top ``top`` layers of the search ``run`` (a tracked run id, ``latest``, or a search
+    directory) beside the zoo layers ``references`` (default BN-ReLU); returns the rows (best
+    first) and the re-ranking's run id."""
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
     known = [(name, zoo.get(name)) for name in dict.fromkeys(references)]  # an unknown name fails before training
-    run_id = tracker.resolve(run)
-    best = ranked(tracker.history(run_id))[:top]
+    if is_search_dir(run):
+        run_id, source, history = None, str(Path(run).resolve()), logged_history(run)
+    else:
+        run_id = source = tracker.resolve(run)
+        history = tracker.history(run_id)
+    best = ranked(history)[:top]
     if not best:
-        raise ValueError(f"search {run_id} has no layer that passed every check; nothing to re-rank")
+        raise ValueError(f"search {source} has no layer that passed every check; nothing to re-rank")
     layers = known + [(f"candidate {r.ordinal}", Genome.parse(r.genome)) for r in best]
     data = load_data(config, resolve_device(config.device), test=split == "test")
     rows = []
@@ -55,7 +62,7 @@ def rerank(tracker: Tracker, run: str, config: EvalConfig, *, top: int = 10, see
                 scores[a.arch].append(result.accuracies.get(a.arch, float("nan")))
         rows.append(Row(name, str(genome), scores))
     rows.sort(key=lambda r: -r.mean if r.mean == r.mean else float("inf"))
-    rerank_id = _log(tracker, run_id, config, rows, seeds, split)
+    rerank_id = _log(tracker, run_id, config, rows, seeds, split, source)
     return rows, rerank_id
 
 
@@ -69,11 +76,13 @@ def table(rows: list[Row], anchors: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _log(tracker: Tracker, search_run: str, config: EvalConfig, rows: list[Row], seeds: int, split: str) -> str:
+def _log(tracker: Tracker, search_run: str | None, config: EvalConfig, rows: list[Row], seeds: int, split: str,
+         source: str) -> str:
     import tempfile
 
     anchors = [a.arch for a in config.anchors]
-    run_id = tracker.start_rerank(search_run, cfgmod.to_dict(config) | {"seeds": seeds, "split": split})
+    run_id = tracker.start_rerank(search_run, cfgmod.to_dict(config) | {"seeds": seeds, "split": split},
+                                  source=source)
     tracker.log_rerank_rows([(r.name, r.genome, r.mean) for r in rows])
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "rerank.txt").write_text(table(rows, anchors) + "\n")

@@ -29,6 +29,7 @@ from gp.printing import formula
 from gp.search.record import FAILED, OK, Record
 
 PARENT_TAG = "mlflow.parentRunId"
+SOURCE_TAG = "evonorm.source"  # on a re-ranking: the search it re-ranks (a run id or a directory)
 KIND_TAG = "evonorm.kind"  # "search" on parent runs, "candidate" on child runs
 DRIVER_TAG = "evonorm.driver"  # "host pid" of the process writing a search run
 DEFAULT_EXPERIMENT = "evonorm"
@@ -205,10 +206,13 @@ class Tracker:
         self.client.log_batch(self.run_id, metrics=metrics)
         self.seconds += time.perf_counter() - start
 
-    def start_rerank(self, search_run: str, config: dict) -> str:
-        """A run for a re-ranking of ``search_run``'s top layers (its child, so the UI groups them)."""
-        run = self.client.create_run(self.experiment_id, run_name="rerank",
-                                     tags={KIND_TAG: "rerank", PARENT_TAG: search_run})
+    def start_rerank(self, search_run: str | None, config: dict, *, source: str | None = None) -> str:
+        """A run for a re-ranking of ``search_run``'s top layers (its child, so the UI groups them),
+        or, with ``search_run`` None, of the search at ``source`` (a directory), a top-level run."""
+        tags = {KIND_TAG: "rerank", SOURCE_TAG: source or search_run}
+        if search_run is not None:
+            tags[PARENT_TAG] = search_run
+        run = self.client.create_run(self.experiment_id, run_name="rerank", tags=tags)
         self.run_id = run.info.run_id
         params = [Param(k, v[:MAX_PARAM]) for k, v in _flatten(config).items()]
         for i in range(0, len(params), 100):

@@ -158,6 +158,33 @@ def test_rerank_trains_top_layers_beside_bn_relu_and_logs_a_table(tracked):
     assert tracker.history(exp.run_id) == exp.searcher.history
 
 
+def test_rerank_and_dir_rank_read_a_search_directory_without_its_tracking(tracked, tmp_path):
+    """The event log is the search: a directory re-ranks the same layers as the tracked run, and
+    DIR:RANK names the same layer as RUN_ID:RANK."""
+    from evaluation import layers
+    from evaluation.rerank import rerank
+
+    exp, tracker, _, config_path = tracked
+    out = exp.out
+    assert layers.logged_history(out) == exp.searcher.history == tracker.history(exp.run_id)
+    cfg = cfgmod.load(str(config_path))
+    other = Tracker(f"sqlite:///{tmp_path / 'elsewhere.db'}", "tests")  # a store that never saw the search
+    rows, run_id = rerank(other, str(out), cfg, top=1, seeds=1)
+    tracked_rows, _ = rerank(tracker, exp.run_id, cfg, top=1, seeds=1)
+    assert [(r.name, r.genome, r.scores) for r in rows] == [(r.name, r.genome, r.scores) for r in tracked_rows]
+    run = other.client.get_run(run_id)
+    assert run.data.tags["evonorm.source"] == str(out.resolve()) and "mlflow.parentRunId" not in run.data.tags
+    passed = len(layers.ranked(exp.searcher.history))
+    assert passed >= 1
+    for rank in range(1, passed + 1):
+        assert layers.resolve(f"{out}:{rank}", tracking_uri=tracker.uri, experiment="tests")[1] == \
+            layers.resolve(f"{exp.run_id}:{rank}", tracking_uri=tracker.uri, experiment="tests")[1]
+    with pytest.raises(ValueError, match=rf"rank must be in 1..{passed}, the layers of the search in"):
+        layers.resolve(f"{out}:{passed + 1}")
+    with pytest.raises(FileNotFoundError, match="not a search directory"):
+        layers.logged_history(tmp_path)
+
+
 def test_a_search_can_be_resumed_from_tracking_after_a_rerank(tracked, tmp_path):
     from evaluation.rerank import rerank
 
