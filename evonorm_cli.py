@@ -495,8 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
         "it).",
         ("evonorm report latest", "evonorm report 3f2a9c... --top 20 --out reports/paper-run",
          "evonorm report latest --tracking-uri http://host:5000 --no-upload"))
-    p.add_argument("run", metavar="RUN_ID", help="the search's MLflow parent run id, 'latest', or the search's "
-                                                  "directory (its event log is read; no tracked search is needed)")
+    p.add_argument("run", metavar="RUN_ID", help="the search's MLflow parent run id, or 'latest'")
     p.add_argument("--out", metavar="DIR", help="output directory (default: reports/RUNID, the run id's first 8 "
                                                 "characters)")
     p.add_argument("--top", type=int, default=10, metavar="N",
@@ -542,7 +541,7 @@ def _add_eval_options(p: argparse.ArgumentParser, preset_default: str | None = "
                         "fast (CPU searches; rejections take seconds), tiny (CPU searches that admit the paper's "
                         "layers: one anchor, 16-pixel images, ~30 s a layer), tiny_lr02 (tiny at lr 0.2: "
                         "ranks layers as cpu does, Spearman 0.82), tiny_plain (tiny_lr02 on a chain without shortcuts, "
-                        "which fails layers that do not normalize: Spearman 0.84, ~10 s a layer), paper (GPU, the "
+                        "which fails layers that do not normalize: Spearman 0.84, 10-15 s a layer), paper (GPU, the "
                         "paper's widths); "
                         "default: cpu")
     p.add_argument("--config", metavar="FILE", help="a TOML config file (instead of --preset; default: none)")
@@ -552,8 +551,8 @@ def _add_eval_options(p: argparse.ArgumentParser, preset_default: str | None = "
                             "chain without shortcuts) (default: the preset's)")
     if steps_help:
         p.add_argument("--steps", type=int, metavar="N",
-                       help=f"{steps_help} (default: the preset's: smoke 8, fast 50, tiny 200, cpu 100, paper "
-                            "2000)")
+                       help=f"{steps_help} (default: the preset's: smoke 8, fast 50, tiny, tiny_lr02 and tiny_plain "
+                            "200, cpu 100, paper 2000)")
     p.add_argument("--data", metavar="PATH",
                    help="cifar10 or cifar100, which torchvision downloads into the cache ($EVONORM_CACHE, else "
                         "$XDG_CACHE_HOME/evonorm or ~/.cache/evonorm), or an ImageFolder directory with train/ "

@@ -3,8 +3,8 @@
 ``create_arch(name, norm_act, num_classes=10, width=None)``; the paper's widths are the defaults:
 pre-activation ResNet-50 0.25x, MobileNetV2 0.5x, EfficientNet-B0 0.5x, each in the CIFAR form
 (first two down-sampling strides set to 1) unless ``cifar=False``. ``plain`` is not the paper's:
-a VGG-style chain without shortcuts (:mod:`architectures.plain`), a cheap anchor in which a
-layer that does not normalize shows it.
+a VGG-style chain without shortcuts (:mod:`architectures.plain`; in CIFAR form only its stem's
+stride is 1), a cheap anchor in which a layer that does not normalize shows it.
 """
 
 from __future__ import annotations

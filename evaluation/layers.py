@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from evaluation.experiment import EVENTS
 from gp import Genome, zoo
 from gp.search import Record, Searcher, events, ranked  # ranked: the order of ``evonorm rerank`` and reports
 
 __all__ = ["RUN_RANK", "is_run_rank", "is_search_dir", "logged_history", "ranked", "resolve"]
 
-RUN_RANK = re.compile(r"(?P<run>[0-9a-fA-F]{32}|latest):(?P<rank>\d+)")
+RUN_RANK = re.compile(r"(?P<run>[0-9a-fA-F]{32}|latest):(?P<rank>[0-9]+)")
+EVENTS = "events.jsonl"  # a search directory's event log (evaluation.experiment.EVENTS, not imported: fcntl)
 
 
 def is_run_rank(spec: str) -> bool:
@@ -34,17 +34,27 @@ def logged_history(out: str | Path) -> list[Record]:
     if not path.is_file():
         raise FileNotFoundError(f"{out}: not a search directory (no {EVENTS} in it)")
     history: list[Record] = []
-    for event in events.read(path):
+    for n, event in enumerate(events.read(path), 1):
         if event["type"] == "snapshot":  # a search continued from a checkpoint or a tracking store
             history = list(Searcher.from_state(event["state"], fingerprint=None).history)
         elif event["type"] == "evaluated":
-            history.append(Record.from_dict(event["record"]))
+            record = Record.from_dict(event["record"])
+            if record.ordinal != len(history):
+                raise events.LogError(f"{path}, event {n}: record {record.ordinal} where record {len(history)} "
+                                      "was due (the log was edited, or two searches wrote it)")
+            history.append(record)
     return history
 
 
 def _dir_rank(spec: str) -> tuple[Path, int] | None:
+    """(directory, rank) when ``spec`` is DIR:RANK with DIR an existing directory (a directory that
+    is not a search is then an error naming it, not a layer expression)."""
     head, sep, rank = spec.strip().rpartition(":")
-    return (Path(head), int(rank)) if sep and rank.isdigit() and is_search_dir(head) else None
+    if not (sep and head and re.fullmatch(r"[0-9]+", rank) and Path(head).is_dir()):
+        return None
+    if not is_search_dir(head):
+        raise FileNotFoundError(f"{spec!r}: {head} is not a search directory (no {EVENTS} in it)")
+    return Path(head), int(rank)
 
 
 def resolve(spec: str, *, tracking_uri: str | None = None, experiment: str = "evonorm") -> tuple[str, Genome]:
@@ -53,7 +63,7 @@ def resolve(spec: str, *, tracking_uri: str | None = None, experiment: str = "ev
     m, at_dir = RUN_RANK.fullmatch(spec), _dir_rank(spec)
     if at_dir is not None:
         out, rank = at_dir
-        return f"{out.name}-{rank}", _nth(ranked(logged_history(out)), rank, spec, f"the search in {out}")
+        return f"{out}:{rank}", _nth(ranked(logged_history(out)), rank, spec, f"the search in {out}")
     if m is None:
         genome = zoo.resolve(spec)
         return (spec if spec in zoo.names() else f"layer-{genome.key[:8]}"), genome

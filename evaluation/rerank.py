@@ -17,7 +17,7 @@ from evaluation import config as cfgmod
 from evaluation.config import EvalConfig
 from evaluation.evaluate import Evaluator, load_data, resolve_device
 from evaluation.hooks import FiniteLoss
-from evaluation.layers import is_search_dir, logged_history
+from evaluation.layers import logged_history
 from evaluation.tracking import Tracker
 from gp import Genome, formula, zoo
 from gp.search import ranked
@@ -42,7 +42,7 @@ def rerank(tracker: Tracker, run: str, config: EvalConfig, *, top: int = 10, see
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
     known = [(name, zoo.get(name)) for name in dict.fromkeys(references)]  # an unknown name fails before training
-    if is_search_dir(run):
+    if Path(run).is_dir():  # a search directory (logged_history names one that is not)
         run_id, source, history = None, str(Path(run).resolve()), logged_history(run)
     else:
         run_id = source = tracker.resolve(run)

@@ -209,6 +209,8 @@ class Tracker:
     def start_rerank(self, search_run: str | None, config: dict, *, source: str | None = None) -> str:
         """A run for a re-ranking of ``search_run``'s top layers (its child, so the UI groups them),
         or, with ``search_run`` None, of the search at ``source`` (a directory), a top-level run."""
+        if search_run is None and source is None:
+            raise ValueError("start_rerank needs the search's run id or its directory (source)")
         tags = {KIND_TAG: "rerank", SOURCE_TAG: source or search_run}
         if search_run is not None:
             tags[PARENT_TAG] = search_run

@@ -15,7 +15,8 @@ def test_reference_parameter_counts(name, expected):
 
 
 def test_paper_widths_are_the_defaults():
-    assert [architectures.default_width(n) for n in architectures.names()] == [0.25, 0.5, 0.5, 0.25]
+    assert [architectures.default_width(n) for n in ("resnet50", "mobilenetv2", "efficientnet_b0")] == [0.25, 0.5, 0.5]
+    assert architectures.default_width("plain") == 0.25  # not the paper's: tiny_plain's
 
 
 def test_plain_net_is_a_chain_of_seven_norm_acts_without_shortcuts():
@@ -28,11 +29,15 @@ def test_plain_net_is_a_chain_of_seven_norm_acts_without_shortcuts():
     assert len(sites) == 7
     assert [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)] == [16, 16, 16, 32, 32, 64, 64]
     x = torch.randn(4, 3, 16, 16)
+    model.train()(x)  # running statistics that are not the initial ones
+    model.eval()
+    out = model(x)
+    assert not torch.allclose(out, out[:1].expand_as(out))  # the outputs differ between samples
     for site in sites:
-        site.register_forward_hook(lambda m, i, o: torch.zeros_like(o))
-        out = model.eval()(x)
+        handle = site.register_forward_hook(lambda m, i, o: torch.zeros_like(o))
+        out = model(x)
+        handle.remove()
         assert torch.allclose(out, out[:1].expand_as(out))  # no path around the silenced site
-        site._forward_hooks.clear()
 
 
 @pytest.mark.parametrize("name", architectures.names())

@@ -122,6 +122,9 @@ def test_a_directory_written_before_the_event_log_resumes(tiny_config, tmp_path)
     assert exp.searcher.state() == searcher.state()
     assert [e["type"] for e in ev.read(out / EVENTS)] == ["search", "snapshot"]
     exp.close()
+    from evaluation.layers import logged_history
+
+    assert logged_history(out) == searcher.history  # read through the snapshot, as DIR:RANK and rerank read it
 
 
 def test_unusable_data_stops_the_search_before_anything_is_written(tmp_path):

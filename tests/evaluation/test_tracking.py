@@ -170,10 +170,12 @@ def test_rerank_and_dir_rank_read_a_search_directory_without_its_tracking(tracke
     cfg = cfgmod.load(str(config_path))
     other = Tracker(f"sqlite:///{tmp_path / 'elsewhere.db'}", "tests")  # a store that never saw the search
     rows, run_id = rerank(other, str(out), cfg, top=1, seeds=1)
-    tracked_rows, _ = rerank(tracker, exp.run_id, cfg, top=1, seeds=1)
+    tracked_rows, tracked_id = rerank(tracker, exp.run_id, cfg, top=1, seeds=1)
     assert [(r.name, r.genome, r.scores) for r in rows] == [(r.name, r.genome, r.scores) for r in tracked_rows]
     run = other.client.get_run(run_id)
     assert run.data.tags["evonorm.source"] == str(out.resolve()) and "mlflow.parentRunId" not in run.data.tags
+    tracked_run = tracker.client.get_run(tracked_id)
+    assert tracked_run.data.tags["evonorm.source"] == tracked_run.data.tags["mlflow.parentRunId"] == exp.run_id
     passed = len(layers.ranked(exp.searcher.history))
     assert passed >= 1
     for rank in range(1, passed + 1):
@@ -183,6 +185,10 @@ def test_rerank_and_dir_rank_read_a_search_directory_without_its_tracking(tracke
         layers.resolve(f"{out}:{passed + 1}")
     with pytest.raises(FileNotFoundError, match="not a search directory"):
         layers.logged_history(tmp_path)
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path} is not a search directory"):  # not a layer expression
+        layers.resolve(f"{tmp_path}:1")
+    with pytest.raises(FileNotFoundError, match="not a search directory"):
+        rerank(other, str(tmp_path), cfg, top=1, seeds=1)
 
 
 def test_a_search_can_be_resumed_from_tracking_after_a_rerank(tracked, tmp_path):
