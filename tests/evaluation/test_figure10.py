@@ -58,3 +58,15 @@ def test_figure10_runs_gathers_and_rescores_without_training_twice(cifar_dir, tm
     assert again.returncode == 0, again.stderr[-2000:]
     assert "rescore " not in again.stdout  # every score came from the cache
     assert again.stdout.splitlines()[-1] == first.stdout.splitlines()[-1]
+    # the same re-scoring from the summary JSON alone, as for runs whose directories are gone
+    script = ROOT / "scripts" / "rescore_bests.py"
+    from_json = subprocess.run([sys.executable, str(script), str(plot.with_suffix(".json")), "--data", str(cifar_dir),
+                                "--seeds", "1", "--out", str(out)], capture_output=True, text=True, cwd=ROOT, env=env,
+                               timeout=900)
+    assert from_json.returncode == 0, from_json.stderr[-2000:]
+    assert "rescore " not in from_json.stdout
+    lines = first.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("re-scored with"))
+    end = next(i for i, line in enumerate(lines) if "(re-scored)" in line)
+    rescored = lines[start:end + 1]
+    assert from_json.stdout.splitlines() == rescored
