@@ -48,7 +48,7 @@ from analysis.plots import best_so_far
 from evaluation import config as cfgmod
 from evaluation.evaluate import Evaluator
 from evaluation.experiment import EVENTS, Experiment, summary
-from gp import zoo
+from gp import formula, zoo
 from gp.genome import Genome
 from gp.search import SerialExecutor, events
 from gp.search.record import Record, ranked
@@ -140,7 +140,7 @@ def rescore(layers: dict[str, Genome], eval_cfg, evaluator: Evaluator, seeds: in
                 result = Evaluator(cfg, data=evaluator.data)(genome)
                 row[str(seed)] = float(np.mean(list(result.accuracies.values()))) if result.objectives else CHANCE
                 path.write_text(json.dumps(cache, indent=1))
-                print(f"rescore {name} seed {seed}: {row[str(seed)]:.3f}", flush=True)
+                print(f"rescore {formula(genome)} seed {seed}: {row[str(seed)]:.3f}", flush=True)
         scores[name] = [row[str(seed)] for seed in range(eval_cfg.seed + 1, eval_cfg.seed + 1 + seeds)]
     return scores
 
