@@ -145,11 +145,16 @@ def rescore(layers: dict[str, Genome], eval_cfg, evaluator: Evaluator, seeds: in
     return scores
 
 
+def rescored_means(best: dict[str, list[tuple[float, str]]], rescored: dict[str, list]) -> dict[str, list[float]]:
+    """Per algorithm, per seed: the fresh-seed mean of the search's best layer (chance if none)."""
+    return {a: [float(np.mean(rescored[g])) if g else CHANCE for _, g in finals] for a, finals in best.items()}
+
+
 def compare_rescored(best: dict[str, list[tuple[float, str]]], rescored: dict[str, list], reference: str,
                      seeds: int) -> list[str]:
     """Each search's best layer scored again with ``seeds`` fresh seeds, and evolution against
     random search on those means."""
-    means = {a: [float(np.mean(rescored[g])) if g else CHANCE for _, g in finals] for a, finals in best.items()}
+    means = rescored_means(best, rescored)
     lines = [f"re-scored with {seeds} fresh seeds (mean of the seeds; the search's own score in brackets); "
              f"{reference}: {np.mean(rescored[reference]):.3f}"]
     for algorithm, finals in best.items():
@@ -161,7 +166,11 @@ def compare_rescored(best: dict[str, list[tuple[float, str]]], rescored: dict[st
     return lines
 
 
-def plot(curves: dict[str, list[list[float]]], bn_relu: float | None, path: Path, title: str) -> None:
+def plot(curves: dict[str, list[list[float]]], bn_relu: float | None, path: Path, title: str,
+         rescored: dict[str, list[float]] | None = None) -> None:
+    """Best-so-far curves (thin: seeds, thick: their mean); with ``rescored``, each algorithm's
+    final bests scored on fresh seeds, as hollow markers (one per seed) and a bar (their mean)
+    right of the curves' end."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -180,6 +189,13 @@ def plot(curves: dict[str, list[list[float]]], bn_relu: float | None, path: Path
         ax.plot(x, np.nanmean(c, axis=0), color=color, lw=2, label=f"{algorithm} (mean of {len(runs)} seeds)")
     if bn_relu is not None:
         ax.axhline(bn_relu, color="k", ls="--", lw=1, label=f"BN-ReLU ({bn_relu:.3f})")
+    end = max((len(c) for runs in curves.values() for c in runs), default=1)
+    for k, (algorithm, means) in enumerate((rescored or {}).items()):
+        color = {"evolution": "C0", "random": "grey"}.get(algorithm, "C1")
+        x = end * (1.04 + 0.04 * k)
+        ax.scatter([x] * len(means), means, facecolors="none", edgecolors=color, s=18, zorder=3)
+        ax.plot([x - end * 0.015, x + end * 0.015], [np.mean(means)] * 2, color=color, lw=2.5,
+                label=f"{algorithm}: its bests on fresh seeds")
     ax.set_xlabel("candidates evaluated")
     ax.set_ylabel("best mean validation accuracy so far")
     ax.set_title(title, fontsize=9)
@@ -253,17 +269,18 @@ def main() -> None:
     at = args.budget
     if args.gather:  # searches cut short: compare where every one of them has got to
         at = min([len(c) for name in ("evolution", "random") for c in curves.get(name, [])] + [at])
-    plot(curves, ref_level, Path(args.plot), f"CIFAR-10, preset {args.preset}, budget {args.budget}, "
-         f"{args.seeds} seeds, {'batch-independent space' if args.batch_independent else 'full space'}")
-    lines = compare(curves, at)
+    lines, means = compare(curves, at), None
     if args.rescore:
         if args.gather and at < args.budget:
             print(f"not re-scoring: the searches reached {at} of {args.budget} evaluations")
         else:
             layers = {reference: zoo.get(reference)} | {g: Genome.parse(g) for finals in best.values()
                                                         for _, g in finals if g}
-            lines += compare_rescored(best, rescore(layers, eval_cfg, evaluator, args.rescore, out), reference,
-                                      args.rescore)
+            scores = rescore(layers, eval_cfg, evaluator, args.rescore, out)
+            lines += compare_rescored(best, scores, reference, args.rescore)
+            means = rescored_means(best, scores)
+    plot(curves, ref_level, Path(args.plot), f"CIFAR-10, preset {args.preset}, budget {args.budget}, "
+         f"{args.seeds} seeds, {'batch-independent space' if args.batch_independent else 'full space'}", means)
     Path(args.plot).with_suffix(".json").write_text(json.dumps(
         {"preset": args.preset, "reference": reference, "reference_level": ref_level, "budget": at,
          "random_budget": random_budget, "curves": curves, "best": best, "comparison": lines}, indent=1))
