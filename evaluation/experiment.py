@@ -28,10 +28,10 @@ from gp import formula
 from gp.genome import Genome
 from gp.search import Evolution, RandomSearch, Record, Searcher, run_search
 from gp.search import events as ev
+from gp.search.eventlog import EVENTS
 from gp.search.record import FAILED, OK
 from gp.space import SearchSpace
 
-EVENTS = "events.jsonl"
 CHECKPOINT = "checkpoint.json"  # the whole-state file of searches written before the event log
 LOCK = ".lock"
 ALGORITHMS = ("evolution", "random")

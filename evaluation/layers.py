@@ -11,11 +11,11 @@ from pathlib import Path
 
 from gp import Genome, zoo
 from gp.search import Record, Searcher, events, ranked  # ranked: the order of ``evonorm rerank`` and reports
+from gp.search.eventlog import EVENTS
 
 __all__ = ["RUN_RANK", "is_run_rank", "is_search_dir", "logged_history", "ranked", "resolve"]
 
 RUN_RANK = re.compile(r"(?P<run>[0-9a-fA-F]{32}|latest):(?P<rank>[0-9]+)")
-EVENTS = "events.jsonl"  # a search directory's event log (evaluation.experiment.EVENTS, not imported: fcntl)
 
 
 def is_run_rank(spec: str) -> bool:

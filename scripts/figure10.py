@@ -47,11 +47,12 @@ import numpy as np
 from analysis.plots import best_so_far
 from evaluation import config as cfgmod
 from evaluation.evaluate import Evaluator
-from evaluation.experiment import EVENTS, Experiment, summary
+from evaluation.experiment import Experiment, summary
+from evaluation.layers import is_search_dir, logged_history
 from gp import formula, zoo
 from gp.genome import Genome
-from gp.search import SerialExecutor, events
-from gp.search.record import Record, ranked
+from gp.search import SerialExecutor
+from gp.search.record import ranked
 
 CHANCE = 0.1
 """What a search scores before any of its candidates has passed: chance accuracy on 10 classes."""
@@ -126,22 +127,31 @@ def compare(curves: dict[str, list[list[float]]], budget: int) -> list[str]:
     return lines
 
 
+def rescored_layers(best: dict[str, list[tuple[float, str]]], reference: str) -> dict[str, Genome]:
+    """The layers to re-score, by name: the reference (a zoo name) and every search's best."""
+    return {reference: zoo.get(reference)} | {g: Genome.parse(g) for finals in best.values() for _, g in finals if g}
+
+
 def rescore(layers: dict[str, Genome], eval_cfg, evaluator: Evaluator, seeds: int, out: Path) -> dict[str, list]:
     """Mean accuracy of each layer (by name) trained with the seeds after the preset's, quality
     check off; a layer that does not train scores chance. Cached in ``OUT/rescore.json`` by key."""
     path = out / "rescore.json"
     cache = json.loads(path.read_text()) if path.exists() else {}
+    fresh = range(eval_cfg.seed + 1, eval_cfg.seed + 1 + seeds)
+    evaluators: dict[int, Evaluator] = {}  # one per fresh seed, made when a layer first needs training
     scores = {}
     for name, genome in layers.items():
         row = cache.setdefault(genome.key, {})
-        for seed in range(eval_cfg.seed + 1, eval_cfg.seed + 1 + seeds):
+        for seed in fresh:
             if str(seed) not in row:
-                cfg = cfgmod.override(eval_cfg, **{"seed": seed, "rejection.quality_threshold": 0.0})
-                result = Evaluator(cfg, data=evaluator.data)(genome)
+                if seed not in evaluators:
+                    cfg = cfgmod.override(eval_cfg, **{"seed": seed, "rejection.quality_threshold": 0.0})
+                    evaluators[seed] = Evaluator(cfg, data=evaluator.data)
+                result = evaluators[seed](genome)
                 row[str(seed)] = float(np.mean(list(result.accuracies.values()))) if result.objectives else CHANCE
                 path.write_text(json.dumps(cache, indent=1))
                 print(f"rescore {formula(genome)} seed {seed}: {row[str(seed)]:.3f}", flush=True)
-        scores[name] = [row[str(seed)] for seed in range(eval_cfg.seed + 1, eval_cfg.seed + 1 + seeds)]
+        scores[name] = [row[str(seed)] for seed in fresh]
     return scores
 
 
@@ -255,10 +265,9 @@ def main() -> None:
                 exp = run_search(out / name, eval_cfg, search_cfg, evaluator, run=only is None or name in only)
                 if exp is not None:
                     print(summary(exp, top=3), "\n", flush=True)
-            log = out / name / EVENTS
-            if only or not log.exists():
+            if only or not is_search_dir(out / name):
                 continue
-            records = [Record.from_dict(e["record"]) for e in events.read(log) if e["type"] == "evaluated"]
+            records = logged_history(out / name)
             curves.setdefault(algorithm, []).append(curve(records, args.budget))
             if algorithm == "random":
                 curves.setdefault("random reading x", []).append(curve(reading_x(records), args.budget))
@@ -274,9 +283,7 @@ def main() -> None:
         if args.gather and at < args.budget:
             print(f"not re-scoring: the searches reached {at} of {args.budget} evaluations")
         else:
-            layers = {reference: zoo.get(reference)} | {g: Genome.parse(g) for finals in best.values()
-                                                        for _, g in finals if g}
-            scores = rescore(layers, eval_cfg, evaluator, args.rescore, out)
+            scores = rescore(rescored_layers(best, reference), eval_cfg, evaluator, args.rescore, out)
             lines += compare_rescored(best, scores, reference, args.rescore)
             means = rescored_means(best, scores)
     plot(curves, ref_level, Path(args.plot), f"CIFAR-10, preset {args.preset}, budget {args.budget}, "

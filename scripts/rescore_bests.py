@@ -16,7 +16,6 @@ from pathlib import Path
 
 from evaluation import config as cfgmod
 from evaluation.evaluate import Evaluator
-from gp import Genome, zoo
 
 
 def _figure10():
@@ -40,10 +39,9 @@ def main() -> None:
     fig = _figure10()
     eval_cfg = cfgmod.override(cfgmod.load(args.preset or summary["preset"]), **{"data.source": args.data})
     reference, best = summary["reference"], {a: [tuple(f) for f in finals] for a, finals in summary["best"].items()}
-    layers = {reference: zoo.get(reference)} | {g: Genome.parse(g) for finals in best.values() for _, g in finals if g}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    scores = fig.rescore(layers, eval_cfg, Evaluator(eval_cfg), args.seeds, out)
+    scores = fig.rescore(fig.rescored_layers(best, reference), eval_cfg, Evaluator(eval_cfg), args.seeds, out)
     print("\n".join(fig.compare_rescored(best, scores, reference, args.seeds)))
 
 

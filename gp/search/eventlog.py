@@ -19,6 +19,9 @@ from gp.genome import Genome
 from gp.search.asktell import AskTell
 from gp.search.record import Record
 
+EVENTS = "events.jsonl"
+"""The event log's file name in a search directory."""
+
 
 class LogError(RuntimeError):
     """An event log that cannot be read as a search (corrupt, or not in order)."""
