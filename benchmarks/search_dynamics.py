@@ -31,6 +31,7 @@ from analysis.plots import best_so_far
 from gp import Genome, probe, random_genome, zoo
 from gp.search import Evolution, RandomSearch
 from gp.search.surrogate import Surrogate
+from gp.variation import STEPS
 
 STATISTICS = ("mean_", "sqmean_", "std_")
 
@@ -141,7 +142,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10, help="seeds per algorithm (default %(default)s)")
     ap.add_argument("--population", type=int, default=50, help="aging window (default %(default)s)")
     ap.add_argument("--tournament", type=int, default=10, help="tournament size (default %(default)s)")
-    ap.add_argument("--mutation", default="indel", help="paper | point | mixed | indel (default %(default)s)")
+    ap.add_argument("--mutation", default="indel", choices=sorted(STEPS), help="mutation step (default %(default)s)")
     ap.add_argument("--criteria", default="pareto,average", help="winner criteria (default %(default)s)")
     ap.add_argument("--window-rejected", action="store_true", help="rejected candidates take window slots")
     ap.add_argument("--immigration", type=float, default=0.0,

@@ -88,7 +88,7 @@ class SearchConfig:
     population_size: int = 100  # the aging window
     tournament_size: int = 25
     seed_layers: tuple[str, ...] = ()  # zoo layers placed in the initial population
-    mutation: str = "indel"  # paper | point | mixed | indel: the mutation step (gp.variation.STEPS)
+    mutation: str = "indel"  # paper | point | mixed | indel | indel_edge: the mutation step (gp.variation.STEPS)
     window_rejected: bool = False  # True: rejected candidates also take window slots (they never win)
     mutation_repeat: float = 0.5  # probability of each further mutation step (a geometric number, mean 2)
     flat_tournament: str = "random"  # random | mutate: the ask when every tournament member scores the same

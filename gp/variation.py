@@ -19,7 +19,10 @@ deletions (:func:`insert_step`, :func:`delete_step`, mixed with point mutations 
 :func:`indel_step`, the default) grow and shrink the live graph by a node or two in one step,
 and re-pad it to ``max_nodes``: structure such as "divide by a statistic" can be added to a
 layer that already scores well, which on the surrogate benchmark is what point mutations
-missed (docs/results.md §1.0a).
+missed (docs/results.md §1.0a). :func:`insert_step` wraps a node for all its readers, so it can
+put a normaliser over an activation but not under one; :func:`insert_edge_step` inserts on one
+edge, an input's included (``tanh(x) -> tanh(x / std_batch(x))``), and :func:`indel_edge_step`
+mixes both kinds of insertion.
 """
 
 from __future__ import annotations
@@ -123,28 +126,68 @@ def insert_step(genome: Genome, rng: np.random.Generator, space: SearchSpace = P
     live = list(genome.canonical.nodes)
     if len(live) + 2 > space.max_nodes:
         return point_step(genome, rng, space)
-    k = NUM_INPUTS + int(rng.integers(len(live)))  # the node to wrap
-    op = _random_op(rng, space)
-    new: list[Node] = []
-    if op.arity == 1:
-        new.append(Node(op.name, (k,)))
-    else:
-        unary = [o for o in space.ops if o.arity == 1]
-        if rng.random() < 0.5:  # a new one-input node of an earlier node (or of k itself)
-            other = unary[rng.integers(len(unary))]
-            new.append(Node(other.name, (int(rng.integers(k + 1)),)))
-            s = k + 1
-        else:
-            s = int(rng.integers(k))  # an earlier node
-        args = (k, s) if rng.random() < 0.5 else (s, k)
-        new.append(Node(op.name, args))
+    return _wrap(live, int(rng.integers(len(live))), rng, space)
+
+
+def insert_edge_step(genome: Genome, rng: np.random.Generator, space: SearchSpace = PAPER) -> Genome:
+    """Insert a node on one edge of the live graph: one argument ``a`` of one live node becomes
+    ``op(a, s)`` (or ``op(s, a)``, or ``op(a)``) for that reader alone, where ``s`` is as in
+    :func:`insert_step`. Unlike :func:`insert_step`, the edge may leave an input, so
+    ``tanh(x) -> tanh(x / std_batch(x))`` is one step: a normaliser can go *under* an activation,
+    where wrapping a node only puts it over one. The output's own edge (``t`` -> ``op(t, s)``) is
+    one of the edges. Padded back to ``space.max_nodes``; no room left: a point mutation."""
+    live = list(genome.canonical.nodes)
+    if len(live) + 2 > space.max_nodes:
+        return point_step(genome, rng, space)
+    edges = [(c, j) for c, n in enumerate(live) for j in range(len(n.inputs))]
+    pick = int(rng.integers(len(edges) + 1))
+    if pick == len(edges):  # the output's edge: wrap the output node
+        return _wrap(live, len(live) - 1, rng, space)
+    c, j = edges[pick]
+    a, before = live[c].inputs[j], NUM_INPUTS + c  # the argument, and how many indices c may read
+    new = _inserted(a, before, rng, space, earlier=before)
     shift = len(new)
-    wrapped = k + shift  # index of the wrapping node
+
+    def after(i: int) -> int:
+        return i + shift if i >= before else i
+
+    reader = _renumbered([live[c]], after)[0]
+    args = list(reader.inputs)
+    args[j] = before + shift - 1  # the last inserted node
+    nodes = live[:c] + new + [Node(reader.op, tuple(args))] + _renumbered(live[c + 1:], after)
+    return pad(Genome(tuple(nodes)), space.max_nodes, rng, space)
+
+
+def _inserted(a: int, before: int, rng: np.random.Generator, space: SearchSpace, earlier: int) -> list[Node]:
+    """The node(s) computing ``op(a)``, ``op(a, s)`` or ``op(s, a)``, to be placed at index
+    ``before``; ``s`` is an index below ``earlier`` or, half the time, a new one-input node of an
+    index below ``before``."""
+    op = _random_op(rng, space)
+    if op.arity == 1:
+        return [Node(op.name, (a,))]
+    new: list[Node] = []
+    if rng.random() < 0.5:  # a new one-input node of an earlier node (or of a itself)
+        unary = [o for o in space.ops if o.arity == 1]
+        other = unary[rng.integers(len(unary))]
+        new.append(Node(other.name, (int(rng.integers(before)),)))
+        s = before
+    else:
+        s = int(rng.integers(earlier))
+    new.append(Node(op.name, (a, s) if rng.random() < 0.5 else (s, a)))
+    return new
+
+
+def _wrap(live: list[Node], position: int, rng: np.random.Generator, space: SearchSpace) -> Genome:
+    """``live`` with node ``position`` (0-based) wrapped: every reader of ``t`` reads ``op(t, s)``."""
+    k = NUM_INPUTS + position
+    new = _inserted(k, k + 1, rng, space, earlier=k)  # s is an earlier node, not t itself
+    shift = len(new)
+    wrapped = k + shift
 
     def after(i: int) -> int:
         return wrapped if i == k else (i + shift if i > k else i)
 
-    head, tail = live[:k - NUM_INPUTS + 1], live[k - NUM_INPUTS + 1:]
+    head, tail = live[:position + 1], live[position + 1:]
     return pad(Genome(tuple(head + new + _renumbered(tail, after))), space.max_nodes, rng, space)
 
 
@@ -177,6 +220,20 @@ def indel_step(genome: Genome, rng: np.random.Generator, space: SearchSpace = PA
     return point_step(genome, rng, space)
 
 
+def indel_edge_step(genome: Genome, rng: np.random.Generator, space: SearchSpace = PAPER) -> Genome:
+    """:func:`indel_step` with half of its insertions on an edge (:func:`insert_edge_step`)
+    instead of over a node: a point mutation, or with probability 1/12 each an insertion over a
+    node or on an edge, or with 1/6 a deletion."""
+    u = rng.random()
+    if u < 1 / 12:
+        return insert_step(genome, rng, space)
+    if u < 1 / 6:
+        return insert_edge_step(genome, rng, space)
+    if u < 1 / 3:
+        return delete_step(genome, rng, space)
+    return point_step(genome, rng, space)
+
+
 def crossover_step(genome: Genome, donor: Genome, rng: np.random.Generator, space: SearchSpace = PAPER) -> Genome:
     """Koza's subtree crossover on graphs: a live node ``t`` of ``genome`` is replaced by a live
     node ``u`` of ``donor`` together with every node ``u`` reads, and whatever read ``t`` reads
@@ -202,7 +259,8 @@ def crossover_step(genome: Genome, donor: Genome, rng: np.random.Generator, spac
     return pad(child, space.max_nodes, rng, space)
 
 
-STEPS = {"paper": paper_step, "point": point_step, "mixed": mixed_step, "indel": indel_step}
+STEPS = {"paper": paper_step, "point": point_step, "mixed": mixed_step, "indel": indel_step,
+         "indel_edge": indel_edge_step}
 
 
 def mutate(genome: Genome, rng: np.random.Generator, space: SearchSpace = PAPER, *, active: bool = True,

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from gp import BATCH_INDEPENDENT, PAPER, Genome, SearchSpace, mutate, random_genome, zoo
 from gp.genome import NUM_INPUTS, Node
-from gp.variation import crossover_step, delete_step, insert_step, mutate_node, pad
+from gp.variation import crossover_step, delete_step, insert_edge_step, insert_step, mutate_node, pad
 
 
 @settings(max_examples=100, deadline=None)
@@ -139,11 +139,13 @@ def test_insertion_and_deletion_change_the_live_size_by_small_steps(seed):
     rng = np.random.default_rng(seed)
     g = pad(random_genome(rng, num_nodes=int(rng.integers(1, 8))), 10, rng)
     grown = insert_step(g, rng)
+    grown_on_edge = insert_edge_step(g, rng)
     shrunk = delete_step(g, rng)
-    for child in (grown, shrunk):
+    for child in (grown, grown_on_edge, shrunk):
         assert len(child.nodes) == 10 and Genome.parse(str(child)) == child
     # an insertion adds one or two nodes (fewer live ones only if the new node merges with an old one)
     assert g.live_nodes - 1 <= grown.live_nodes <= g.live_nodes + 2
+    assert g.live_nodes - 1 <= grown_on_edge.live_nodes <= g.live_nodes + 2
     assert shrunk.live_nodes < g.live_nodes or g.live_nodes == 1  # a 1-node graph: a point mutation
 
 
@@ -157,6 +159,32 @@ def test_an_insertion_wraps_a_node_in_a_normaliser():
     # P = P(div) * P(new node) * P(std_group among 20 one-input ops) * P(its input is x) * P(order)
     expected = 20_000 * (1 / 24) * 0.5 * (1 / 20) * (1 / 5) * 0.5
     assert 0.5 * expected < hits < 2 * expected
+
+
+def test_an_edge_insertion_puts_a_normaliser_under_an_activation():
+    """tanh(x) -> tanh(x / std_batch(x)) in one step, which wrapping a node cannot do (it only
+    puts the new node over tanh)."""
+    tanh = Genome.parse("t1 = tanh(x)")
+    rng = np.random.default_rng(0)
+    children = [insert_edge_step(tanh, rng).canonical for _ in range(2_000)]
+    kept = Node("tanh", (0,))  # tanh(x) itself, which an insertion under tanh replaces
+    under = sum(c.nodes[-1].op == "tanh" and kept not in c.nodes for c in children)
+    assert 0.4 < under / len(children) < 0.6  # tanh's edge is one of two (the output's is the other)
+    assert all(kept in insert_step(tanh, rng).canonical.nodes for _ in range(500))
+    # the normaliser itself: P = 1/2 (the edge) * 1/24 (div) * 1/2 (a new node) * 1/20 (std_batch)
+    # * 1/4 (it reads x) * 1/2 (order) = 1/7680 per draw
+    goal = Genome.from_expression("tanh(div(x, std_batch(x)))").key
+    assert any(insert_edge_step(tanh, rng).key == goal for _ in range(100_000))
+
+
+def test_an_edge_insertion_changes_one_reader_only():
+    g = Genome.from_expression("mul(x, tanh(x))")
+    rng = np.random.default_rng(1)
+    seen = {insert_edge_step(g, rng).canonical.expression() for _ in range(3_000)}
+    assert "mul(x, tanh(neg(x)))" in seen  # tanh's x edge
+    assert "mul(neg(x), tanh(x))" in seen  # mul's x edge
+    assert "neg(mul(x, tanh(x)))" in seen  # the output's edge
+    assert "mul(neg(x), tanh(neg(x)))" not in seen  # both readers of x: two insertions
 
 
 def test_a_deletion_bypasses_a_node():
