@@ -53,6 +53,7 @@ from gp import formula, zoo
 from gp.genome import Genome
 from gp.search import SerialExecutor
 from gp.search.record import ranked
+from gp.variation import STEPS
 
 CHANCE = 0.1
 """What a search scores before any of its candidates has passed: chance accuracy on 10 classes."""
@@ -232,6 +233,8 @@ def main() -> None:
     ap.add_argument("--population", type=int, default=8, help="evolution's window (default %(default)s)")
     ap.add_argument("--tournament", type=int, default=3, help="tournament size (default %(default)s)")
     ap.add_argument("--criterion", default="pareto", help="pareto | average (default %(default)s)")
+    ap.add_argument("--mutation", choices=sorted(STEPS),
+                    help="evolution's mutation step (default: the preset's; random search does not mutate)")
     ap.add_argument("--batch-independent", action="store_true", help="search the space without batch statistics")
     ap.add_argument("--out", default="runs/figure10", help="search directories (default %(default)s)")
     ap.add_argument("--plot", default="docs/figure10-cifar.png", help="plot path (default %(default)s)")
@@ -261,6 +264,8 @@ def main() -> None:
                 budget=random_budget if algorithm == "random" else args.budget, seed=seed,
                 population_size=args.population, tournament_size=args.tournament, seed_layers=(),
                 batch_stats=not args.batch_independent, min_window=min_window)
+            if algorithm == "evolution" and args.mutation:
+                search_cfg = dataclasses.replace(search_cfg, mutation=args.mutation)
             if not args.gather:
                 exp = run_search(out / name, eval_cfg, search_cfg, evaluator, run=only is None or name in only)
                 if exp is not None:

@@ -44,11 +44,14 @@ def test_figure10_runs_gathers_and_rescores_without_training_twice(cifar_dir, tm
     out, plot = tmp_path / "f10", tmp_path / "f10.png"
     cmd = [sys.executable, str(ROOT / "scripts" / "figure10.py"), "--data", str(cifar_dir), "--preset", "smoke",
            "--budget", "3", "--seeds", "1", "--population", "2", "--tournament", "2", "--out", str(out),
-           "--plot", str(plot), "--rescore", "1"]
+           "--plot", str(plot), "--rescore", "1", "--mutation", "indel_edge"]
     env = os.environ | {"EVONORM_CACHE": str(test_cache), "OMP_NUM_THREADS": "1"}
     first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
     assert first.returncode == 0, first.stderr[-2000:]
     assert "re-scored with 1 fresh seeds" in first.stdout and "random (re-scored)" in first.stdout
+    for name, mutation in [("evolution-s0", "indel_edge"), ("random-s0", "indel")]:  # random: the preset's
+        header = json.loads((out / name / "events.jsonl").read_text().splitlines()[0])
+        assert header["config"]["search"]["mutation"] == mutation
     cache = json.loads((out / "rescore.json").read_text())
     assert list(cache[zoo.get("bn_relu").key]) == ["1"]  # the preset's seed is 0: seed 1 is fresh
     summary = json.loads(plot.with_suffix(".json").read_text())
