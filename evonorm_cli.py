@@ -513,14 +513,18 @@ def build_parser() -> argparse.ArgumentParser:
         (f"evonorm rerank latest --top 5 --steps 1000 {OFFLINE}",
          f"evonorm rerank 3f2a9c... --preset paper --seeds 5 --split test {OFFLINE}",
          f"evonorm rerank latest --preset tiny --beside bn_relu evonorm_s0 gn_relu {OFFLINE}",
-         f"evonorm rerank runs/figure10/evolution-s0 --preset tiny_plain --steps 600 --seeds 2 {OFFLINE}"))
+         f"evonorm rerank runs/figure10/evolution-s0 --preset tiny_plain --steps 600 --seeds 2 {OFFLINE}",
+         f"evonorm rerank latest --top 0 --preset tiny_plain --beside bn_relu 'tanh(x)' "
+         f"'max(add(x, neg(mean_batch(x))), zero)' {OFFLINE}"))
     p.add_argument("run", metavar="RUN_ID", help="the search's MLflow parent run id, 'latest', or the search's "
                                                   "directory (its event log is read; no tracked search is needed)")
-    p.add_argument("--top", type=int, default=10, metavar="N", help="layers to re-rank (default: 10)")
+    p.add_argument("--top", type=int, default=10, metavar="N",
+                   help="layers to re-rank (default: 10; 0: only the --beside layers)")
     p.add_argument("--seeds", type=int, default=3, metavar="S", help="seeds per layer and anchor (default: 3)")
     p.add_argument("--split", choices=["val", "test"], default="val", help="score on (default: val)")
-    p.add_argument("--beside", nargs="+", default=["bn_relu"], metavar="ZOO_NAME",
-                   help="zoo layers trained beside them, e.g. bn_relu evonorm_s0 (default: bn_relu)")
+    p.add_argument("--beside", nargs="+", default=["bn_relu"], metavar="LAYER",
+                   help="layers trained beside them: zoo names, genome text, expressions, RUN_ID:RANK or "
+                        "DIR:RANK, e.g. bn_relu evonorm_s0 'tanh(x)' (default: bn_relu)")
     _add_eval_options(p, preset_default=None)
     _add_tracking_options(p)
     p.set_defaults(func=_cmd_rerank)

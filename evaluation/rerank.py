@@ -1,6 +1,6 @@
 """Re-ranking: the paper trained its top layers longer before naming EvoNorm-B0 and S0.
 
-Each of the top layers of a search, and BN-ReLU (or other zoo layers) beside them, is trained on
+Each of the top layers of a search, and BN-ReLU (or other layers) beside them, is trained on
 every anchor with several seeds under a (longer) config, without the quality and budget
 rejections; the table of mean accuracies is logged to MLflow as a run of its own, linked to the
 search. The search is a tracked run (an MLflow run id, or ``latest``) or a search directory, whose
@@ -17,9 +17,9 @@ from evaluation import config as cfgmod
 from evaluation.config import EvalConfig
 from evaluation.evaluate import Evaluator, load_data, resolve_device
 from evaluation.hooks import FiniteLoss
-from evaluation.layers import logged_history
+from evaluation.layers import logged_history, resolve
 from evaluation.tracking import Tracker
-from gp import Genome, formula, zoo
+from gp import Genome, formula
 from gp.search import ranked
 
 
@@ -37,18 +37,23 @@ class Row:
 def rerank(tracker: Tracker, run: str, config: EvalConfig, *, top: int = 10, seeds: int = 3,
            split: str = "val", references: tuple[str, ...] = ("bn_relu",), progress=None) -> tuple[list[Row], str]:
     """Train the top ``top`` layers of the search ``run`` (a tracked run id, ``latest``, or a search
-    directory) beside the zoo layers ``references`` (default BN-ReLU); returns the rows (best
-    first) and the re-ranking's run id."""
+    directory) beside the layers ``references`` (default BN-ReLU; any spec that
+    :func:`evaluation.layers.resolve` reads: a zoo name, genome text, an expression, RUN_ID:RANK or
+    DIR:RANK; ``top=0``: only them); returns the rows (best first) and the re-ranking's run id."""
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
-    known = [(name, zoo.get(name)) for name in dict.fromkeys(references)]  # an unknown name fails before training
+    if top < 0:
+        raise ValueError(f"top must be 0 or more, got {top}")
+    # a bad spec fails here, before any training
+    known = [resolve(spec, tracking_uri=tracker.uri, experiment=tracker.experiment)
+             for spec in dict.fromkeys(references)]
     if Path(run).is_dir():  # a search directory (logged_history names one that is not)
         run_id, source, history = None, str(Path(run).resolve()), logged_history(run)
     else:
         run_id = source = tracker.resolve(run)
         history = tracker.history(run_id)
     best = ranked(history)[:top]
-    if not best:
+    if not best and top:
         raise ValueError(f"search {source} has no layer that passed every check; nothing to re-rank")
     layers = known + [(f"candidate {r.ordinal}", Genome.parse(r.genome)) for r in best]
     data = load_data(config, resolve_device(config.device), test=split == "test")

@@ -15,6 +15,7 @@ from evaluation import config as cfgmod
 from evaluation.evaluate import Evaluator
 from evaluation.experiment import Experiment
 from evaluation.tracking import Tracker, TrackingError
+from gp import Genome
 from gp.search import SerialExecutor
 
 TAGS = ["evonorm.genome", "evonorm.key", "evonorm.formula", "evonorm.status", "evonorm.reason", "evonorm.stage",
@@ -143,7 +144,7 @@ def test_rerank_trains_top_layers_beside_bn_relu_and_logs_a_table(tracked):
     exp, tracker, _, config_path = tracked
     cfg = cfgmod.load(str(config_path))
     passed = [r for r in exp.searcher.history if r.objectives is not None and r.evaluated]
-    with pytest.raises(KeyError, match="evonorm_z9"):  # before any training
+    with pytest.raises(ValueError, match="'evonorm_z9' is not a zoo layer"):  # before any training
         rerank(tracker, exp.run_id, cfg, top=2, seeds=2, references=("bn_relu", "evonorm_z9"))
     rows, run_id = rerank(tracker, exp.run_id, cfg, top=2, seeds=2, references=("bn_relu", "evonorm_s0"))
     names = [r.name for r in rows]
@@ -156,6 +157,11 @@ def test_rerank_trains_top_layers_beside_bn_relu_and_logs_a_table(tracked):
     assert "rerank.txt" in [a.path for a in tracker.client.list_artifacts(run_id)]
     # a re-ranking is a child of the search, not a candidate: readers of the search are not misled
     assert tracker.history(exp.run_id) == exp.searcher.history
+    # layers beside the search's may be any spec; --top 0 trains only them
+    relu = Genome.from_expression("max(x, zero)")
+    only, _ = rerank(tracker, exp.run_id, cfg, top=0, seeds=1, references=("max(x, zero)", f"{exp.run_id}:1"))
+    assert [r.genome for r in only if r.name == f"layer-{relu.key[:8]}"] == [str(relu)]
+    assert len(only) == 2 and f"{exp.run_id[:8]}-1" in [r.name for r in only]
 
 
 def test_rerank_and_dir_rank_read_a_search_directory_without_its_tracking(tracked, tmp_path):
