@@ -72,13 +72,23 @@ def rerank(tracker: Tracker, run: str, config: EvalConfig, *, top: int = 10, see
 
 
 def table(rows: list[Row], anchors: list[str]) -> str:
-    head = f"{'#':>2} {'layer':<14} " + " ".join(f"{a[:14]:>14}" for a in anchors) + f" {'mean':>7}  formula"
+    head = f"{'#':>2} {'layer':<14} " + " ".join(f"{a[:14]:>14}      " for a in anchors) + f" {'mean':>7}  formula"
     lines = [head]
     for i, r in enumerate(rows, 1):
-        cells = " ".join(f"{statistics.mean(r.scores[a]):>8.3f}±{statistics.pstdev(r.scores[a]):<5.3f}"
-                         for a in anchors)
+        cells = " ".join(_cell(r.scores[a]) for a in anchors)
         lines.append(f"{i:>2} {r.name:<14} {cells} {r.mean:>7.3f}  {formula(Genome.parse(r.genome))}")
+    lines += ["", "(mean ± sd over the seeds; 'k/n': the layer trained with k of n seeds, and its mean counts as NaN)"]
     return "\n".join(lines)
+
+
+def _cell(scores: list[float]) -> str:
+    """Mean ± sd of the seeds that trained, and how many did when not all: ``0.312±0.010``,
+    ``0.092±0.001 2/3``, ``nan 0/3``."""
+    trained = [s for s in scores if s == s]
+    count = "" if len(trained) == len(scores) else f"{len(trained)}/{len(scores)}"
+    if not trained:
+        return f"{'nan':>8} {'':<5} {count:<5}"
+    return f"{statistics.mean(trained):>8.3f}±{statistics.pstdev(trained):<5.3f} {count:<5}"
 
 
 def _log(tracker: Tracker, search_run: str | None, config: EvalConfig, rows: list[Row], seeds: int, split: str,

@@ -164,6 +164,21 @@ def test_rerank_trains_top_layers_beside_bn_relu_and_logs_a_table(tracked):
     assert len(only) == 2 and f"{exp.run_id[:8]}-1" in [r.name for r in only]
 
 
+def test_rerank_table_shows_layers_that_did_not_train_on_every_seed():
+    """A layer that fails on one seed (NaN there) is shown with the seeds it trained on, not a
+    crash after hours of training (statistics.pstdev raises on NaN)."""
+    from evaluation.rerank import Row, table
+
+    nan = float("nan")
+    rows = [Row("ok", "t1 = max(x, zero)", {"plain": [0.30, 0.31, 0.29]}),
+            Row("some", "t1 = tanh(x)", {"plain": [0.09, 0.10, nan]}),
+            Row("none", "t1 = exp(x)", {"plain": [nan, nan, nan]})]
+    lines = table(rows, ["plain"]).splitlines()
+    assert "0.300±0.008" in lines[1] and "/3" not in lines[1]
+    assert "0.095±0.005 2/3" in lines[2] and lines[2].split()[-2] == "nan"  # the mean counts the failure
+    assert "0/3" in lines[3]
+
+
 def test_rerank_and_dir_rank_read_a_search_directory_without_its_tracking(tracked, tmp_path):
     """The event log is the search: a directory re-ranks the same layers as the tracked run, and
     DIR:RANK names the same layer as RUN_ID:RANK."""
