@@ -292,9 +292,11 @@ def main() -> None:
             lines += compare_rescored(best, scores, reference, args.rescore)
             means = rescored_means(best, scores)
     plot(curves, ref_level, Path(args.plot), f"CIFAR-10, preset {args.preset}, budget {args.budget}, "
-         f"{args.seeds} seeds, {'batch-independent space' if args.batch_independent else 'full space'}", means)
+         f"{args.seeds} seeds, {'batch-independent space' if args.batch_independent else 'full space'}"
+         + (f", evolution's mutation {args.mutation}" if args.mutation else ""), means)
     Path(args.plot).with_suffix(".json").write_text(json.dumps(
         {"preset": args.preset, "reference": reference, "reference_level": ref_level, "budget": at,
+         "mutation": args.mutation or preset_search.mutation,
          "random_budget": random_budget, "curves": curves, "best": best, "comparison": lines}, indent=1))
     print("\n".join(lines))
     for algorithm, finals in best.items():
