@@ -131,11 +131,12 @@ def insert_step(genome: Genome, rng: np.random.Generator, space: SearchSpace = P
 
 def insert_edge_step(genome: Genome, rng: np.random.Generator, space: SearchSpace = PAPER) -> Genome:
     """Insert a node on one edge of the live graph: one argument ``a`` of one live node becomes
-    ``op(a, s)`` (or ``op(s, a)``, or ``op(a)``) for that reader alone, where ``s`` is as in
-    :func:`insert_step`. Unlike :func:`insert_step`, the edge may leave an input, so
-    ``tanh(x) -> tanh(x / std_batch(x))`` is one step: a normaliser can go *under* an activation,
-    where wrapping a node only puts it over one. The output's own edge (``t`` -> ``op(t, s)``) is
-    one of the edges. Padded back to ``space.max_nodes``; no room left: a point mutation."""
+    ``op(a, s)`` (or ``op(s, a)``, or ``op(a)``) for that reader alone, where ``s`` is any index the
+    reader could read (``a`` included) or, half the time, a new one-input node of one. Unlike
+    :func:`insert_step`, the edge may leave an input, so ``tanh(x) -> tanh(x / std_batch(x))`` is
+    one step: a normaliser can go *under* an activation, where wrapping a node only puts it over
+    one. The output's own edge (``t`` -> ``op(t, s)``) is one of the edges. Padded back to
+    ``space.max_nodes``; no room left: a point mutation."""
     live = list(genome.canonical.nodes)
     if len(live) + 2 > space.max_nodes:
         return point_step(genome, rng, space)
@@ -151,10 +152,9 @@ def insert_edge_step(genome: Genome, rng: np.random.Generator, space: SearchSpac
     def after(i: int) -> int:
         return i + shift if i >= before else i
 
-    reader = _renumbered([live[c]], after)[0]
-    args = list(reader.inputs)
+    args = list(live[c].inputs)  # all below ``before``: they keep their numbers
     args[j] = before + shift - 1  # the last inserted node
-    nodes = live[:c] + new + [Node(reader.op, tuple(args))] + _renumbered(live[c + 1:], after)
+    nodes = live[:c] + new + [Node(live[c].op, tuple(args))] + _renumbered(live[c + 1:], after)
     return pad(Genome(tuple(nodes)), space.max_nodes, rng, space)
 
 
