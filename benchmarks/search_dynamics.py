@@ -25,9 +25,9 @@ import multiprocessing
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import binomtest
 
 from analysis.plots import best_so_far
+from analysis.stats import sign_test as sign_test_p
 from gp import Genome, probe, random_genome, zoo
 from gp.search import Evolution, RandomSearch
 from gp.search.surrogate import Surrogate
@@ -105,8 +105,7 @@ def sign_test_sooner(evo: np.ndarray, rnd: np.ndarray) -> tuple[int, int, int, f
 
 
 def _verdict(wins: int, losses: int, n: int) -> tuple[int, int, int, float]:
-    p = binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue if wins + losses else 1.0
-    return wins, n - wins - losses, losses, p
+    return wins, n - wins - losses, losses, sign_test_p(wins, losses)
 
 
 def plot(curves: dict, names: list[str], criteria: list[str], path: Path, title: str) -> None:

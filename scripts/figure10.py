@@ -39,12 +39,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
 from analysis.plots import best_so_far
+from analysis.stats import sign_test
 from evaluation import config as cfgmod
 from evaluation.evaluate import Evaluator
 from evaluation.experiment import Experiment, summary
@@ -96,13 +96,6 @@ def reference_level(evaluator: Evaluator, reference: str, out: Path) -> float | 
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"level": level, "status": result.status, "accuracies": result.accuracies}))
     return level
-
-
-def sign_test(wins: int, losses: int) -> float:
-    """One-sided sign test: the chance of at least ``wins`` wins in ``wins + losses`` fair coin
-    flips (ties dropped)."""
-    n = wins + losses
-    return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2**n if n else 1.0
 
 
 def versus(evo: list[float], other: list[float], name: str) -> str:

@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from gp import Genome, zoo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,13 +17,6 @@ def _script():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def test_sign_test_is_the_binomial_tail():
-    fig = _script()
-    assert fig.sign_test(5, 0) == pytest.approx(1 / 32)
-    assert fig.sign_test(9, 1) == pytest.approx(11 / 1024)
-    assert fig.sign_test(0, 0) == 1.0 and fig.sign_test(1, 1) == pytest.approx(0.75)
 
 
 def test_compare_rescored_pairs_seeds_on_the_fresh_scores_not_the_searchs_own():
