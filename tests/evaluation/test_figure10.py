@@ -46,6 +46,7 @@ def test_figure10_runs_gathers_and_rescores_without_training_twice(cifar_dir, tm
     cache = json.loads((out / "rescore.json").read_text())
     assert list(cache[zoo.get("bn_relu").key]) == ["1"]  # the preset's seed is 0: seed 1 is fresh
     summary = json.loads(plot.with_suffix(".json").read_text())
+    assert summary["mutation"] == "indel_edge"
     found = [g for finals in summary["best"].values() for _, g in finals if g]
     assert found and all(Genome.parse(g).key in cache for g in found)
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
