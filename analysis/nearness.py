@@ -87,6 +87,16 @@ def nearness(records: Iterable[Record], reference: Genome, top: int = 5) -> Near
     return Nearness(reference, tuple(counts), tuple(passing), tuple(held[:top]))
 
 
+def held(genomes: Iterable[Genome], reference: Genome) -> tuple[int, ...]:
+    """counts[k]: how many of ``genomes`` hold exactly k of ``reference``'s parts (e.g. draws of a
+    generator or mutants of one layer, to set a search's counts against)."""
+    wanted = parts(reference)
+    counts = [0] * (len(wanted) + 1)
+    for genome in genomes:
+        counts[len(wanted & parts(genome))] += 1
+    return tuple(counts)
+
+
 def _score(record: Record) -> float:
     return sum(record.objectives) / len(record.objectives) if record.objectives else float("-inf")
 

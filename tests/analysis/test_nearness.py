@@ -13,6 +13,14 @@ from gp.search.record import Record
 BN_RELU = zoo.get("bn_relu")
 
 
+def _script():
+    path = Path(__file__).parents[2] / "scripts" / "nearness.py"
+    spec = importlib.util.spec_from_file_location("nearness_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
 def test_the_reference_holds_all_its_parts_and_only_those_that_read_x():
     assert parts(BN_RELU) == {"mean_batch(x)", "neg(mean_batch(x))", "add(neg(mean_batch(x)), x)",
                               "std_batch(x)", "div(add(neg(mean_batch(x)), x), std_batch(x))",
@@ -62,11 +70,7 @@ def test_nearness_counts_evaluated_and_passing_candidates_by_parts_held():
 def test_the_script_reads_search_directories(tmp_path, capsys):
     from gp.search.surrogate import Surrogate
 
-    path = Path(__file__).parents[2] / "scripts" / "nearness.py"
-    spec = importlib.util.spec_from_file_location("nearness_script", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    main = script.main
+    main = _script().main
 
     searcher = Evolution(8, 3, seed=0)
     searcher.run(Surrogate(BN_RELU), 20)
@@ -83,3 +87,20 @@ def test_the_script_reads_search_directories(tmp_path, capsys):
     assert [int(c.split(" (")[0]) for c in row.split()[1::2]] == list(expected.counts)
     with pytest.raises(SystemExit):
         main([str(tmp_path / "missing")])
+
+
+def test_the_script_counts_the_generator_and_mutants_without_a_search(capsys):
+    script = _script()
+    argv = ["--prior", "300", "--children", "100", "--parents", "div(add(x, neg(mean_batch(x))), std_batch(x))"]
+    script.main(argv)
+    first = capsys.readouterr().out
+    script.main(argv)
+    assert capsys.readouterr().out == first  # seeded
+    prior, children = first.splitlines()[1:]
+    assert prior.startswith("300 random graphs") and children.startswith("100 children (indel, repeat 0.5)")
+    assert "which holds 5/6" in children
+    for line, n in ((prior, 300), (children, 100)):
+        counts = [int(c.split(": ")[1].split(" ")[0]) for c in line.split(": ", 1)[1].split(", ")]
+        assert sum(counts) == n
+    with pytest.raises(SystemExit):
+        script.main(["--children", "5"])  # no parents
