@@ -110,8 +110,12 @@ def table(results: Sequence[tuple[str, Nearness]]) -> list[str]:
     head = f"{'search':<{width}} " + " ".join(f"{f'{k}/{total}':>11}" for k in range(total + 1))
     lines = [f"evaluated candidates (passing in brackets) by how many of the reference's {total} parts they hold",
              head]
-    for name, n in results:
-        lines.append(f"{name:<{width}} " + " ".join(f"{f'{c} ({p})':>11}" for c, p in zip(n.counts, n.passing,
+    rows = [(name, n.counts, n.passing) for name, n in results]
+    if len(results) > 1:
+        rows.append((f"all {len(results)}", tuple(map(sum, zip(*(n.counts for _, n in results), strict=True))),
+                     tuple(map(sum, zip(*(n.passing for _, n in results), strict=True)))))
+    for name, counts, passing in rows:
+        lines.append(f"{name:<{width}} " + " ".join(f"{f'{c} ({p})':>11}" for c, p in zip(counts, passing,
                                                                                         strict=True)))
     for name, n in results:
         if n.nearest:

@@ -65,6 +65,8 @@ def test_nearness_counts_evaluated_and_passing_candidates_by_parts_held():
     assert [(k, r.ordinal) for k, r in n.nearest] == [(5, 2), (1, 3)]  # most parts, then best score
     lines = table([("s", n)])
     assert "1 (1)" in lines[2] and "5/6  #2" in lines[4]
+    lines = table([("s", n), ("t", n)])
+    assert lines[4].split() == ["all", "2", "2", "(2)", "4", "(2)"] + ["0", "(0)"] * 3 + ["2", "(2)", "0", "(0)"]
 
 
 def test_the_script_reads_search_directories(tmp_path, capsys):
