@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.nearness import nearness, parts
 from analysis.plots import best_so_far
 from analysis.stats import sign_test as sign_test_p
 from gp import Genome, probe, random_genome, zoo
@@ -82,7 +83,8 @@ def run_one(job: tuple) -> tuple[tuple, list[float], int]:
     search.run(fitness, args["budget"])
     # surrogate scores are >= 0: before the first passing layer the best so far counts as 0
     curve = np.nan_to_num(best_so_far(search.history)[1], nan=0.0).tolist()
-    return (target_name, algorithm, criterion, seed), curve, search.duplicates
+    held = nearness(search.history, Genome.parse(genome_text), top=0).counts
+    return (target_name, algorithm, criterion, seed), curve, search.duplicates, held
 
 
 def sign_test(evo: np.ndarray, rnd: np.ndarray) -> tuple[int, int, int, float]:
@@ -201,9 +203,11 @@ def main() -> None:
         results = pool.map(run_one, jobs, chunksize=1)
     curves: dict[tuple, list] = {}
     duplicates: dict[str, list[int]] = {}
-    for (name, algorithm, criterion, _seed), curve, dups in results:
+    held: dict[tuple, list] = {}
+    for (name, algorithm, criterion, _seed), curve, dups, counts in results:
         curves.setdefault((name, algorithm, criterion), []).append(curve)
         duplicates.setdefault(algorithm, []).append(dups)
+        held.setdefault((name, algorithm, criterion), []).append(counts)
     marks = sorted({args.budget // 8, args.budget // 4, args.budget // 2, args.budget})
     print(f"\n{'target':<10} {'criterion':<8} " + " ".join(f"{'@' + str(m):>13}" for m in marks)
           + "   W/T/L   sign-test p   sooner: W/T/L   p")
@@ -223,6 +227,17 @@ def main() -> None:
     print("duplicate proposals per search, mean: " + ", ".join(f"{a} {np.mean(d):.0f}" for a, d in duplicates.items()))
     print(f"evolution wins >= 80% of seeds in {sum(verdicts)} of {len(verdicts)} target/criterion pairs "
           f"({sum(sooner)} with ties broken by evaluations needed)")
+    print("\nthe target's parts (its sub-expressions that read x, analysis.nearness) in the evaluated candidates: "
+          "the most any candidate held, mean over seeds, and the mean number of candidates holding at least half")
+    for name, g in chosen.items():
+        total = len(parts(g))
+        cells = []
+        for algorithm, c in [("random", "-")] + [("evolution", c) for c in criteria]:
+            runs = np.array(held[(name, algorithm, c)])  # seeds x (total + 1)
+            most = np.array([max(k for k, n in enumerate(row) if n) for row in runs])
+            half = runs[:, (total + 1) // 2:].sum(1)
+            cells.append(f"{algorithm if c == '-' else c}: {most.mean():.1f}/{total}, {half.mean():.0f}")
+        print(f"  {name:<10} " + "   ".join(cells))
     path = Path(args.plot)
     plot(curves, list(chosen), criteria, path,
          f"surrogate {args.score}, pop {args.population}, tournament {args.tournament}, {args.mutation} mutation, "

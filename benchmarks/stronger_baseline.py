@@ -41,7 +41,7 @@ def main() -> None:
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
         results = pool.map(run_one, jobs, chunksize=1)
     strong: dict[str, list] = {}
-    for (name, _, _, _), curve, _ in results:
+    for (name, _, _, _), curve, _, _ in results:
         strong.setdefault(name, []).append(curve)
     strong_name = "random screened" if args.screen else "random reading x"
     print(f"{'target':<10} {'criterion':<8} final best: evolution / random / {strong_name}   @100 evo/strong"
