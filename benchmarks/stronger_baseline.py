@@ -44,7 +44,8 @@ def main() -> None:
     for (name, _, _, _), curve, _, _ in results:
         strong.setdefault(name, []).append(curve)
     strong_name = "random screened" if args.screen else "random reading x"
-    print(f"{'target':<10} {'criterion':<8} final best: evolution / random / {strong_name}   @100 evo/strong"
+    early = min(100, settings["budget"])  # the curves' early point (a budget under 100 has its last)
+    print(f"{'target':<10} {'criterion':<8} final best: evolution / random / {strong_name}   @{early} evo/strong"
           "   W/T/L  p   sooner W/T/L  p")
     for name in targets:
         rx, plain = np.array(strong[name]), np.array(saved["curves"][f"{name}|random|-"])
@@ -56,7 +57,7 @@ def main() -> None:
             w, t, lo, p = sign_test(evo[:, -1], rx[:, -1])
             ws, ts, ls, ps = sign_test_sooner(evo, rx)
             print(f"{name:<10} {criterion:<8} {evo[:, -1].mean():.3f} / {plain[:, -1].mean():.3f} / "
-                  f"{rx[:, -1].mean():.3f}   {evo[:, 99].mean():.3f}/{rx[:, 99].mean():.3f}   "
+                  f"{rx[:, -1].mean():.3f}   {evo[:, early - 1].mean():.3f}/{rx[:, early - 1].mean():.3f}   "
                   f"{w}/{t}/{lo}  {p:.4f}   {ws}/{ts}/{ls}  {ps:.4f}")
     if args.out:
         Path(args.out).write_text(json.dumps(strong))

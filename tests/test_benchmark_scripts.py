@@ -1,0 +1,31 @@
+"""The search-dynamics benchmark and its stronger baseline run end to end at a tiny size (their
+figures are in docs/results.md §1; here only that they run and print what they promise)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str) -> str:
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_search_dynamics_then_the_stronger_baseline(tmp_path):
+    plot = tmp_path / "sd.png"
+    out = _run("benchmarks/search_dynamics.py", "--targets", "bn_relu", "--seeds", "2", "--budget", "40",
+               "--workers", "1", "--score", "inverse", "--plot", str(plot))
+    assert plot.is_file()
+    curves = json.loads(plot.with_suffix(".json").read_text())["curves"]
+    assert sorted(curves) == ["bn_relu|evolution|average", "bn_relu|evolution|pareto", "bn_relu|random|-"]
+    assert all(len(c) == 40 for runs in curves.values() for c in runs)
+    rows = [line for line in out.splitlines() if line.startswith("bn_relu ")]
+    assert len(rows) == 2 and all("/" in r for r in rows)  # a W/T/L per criterion
+    parts = next(line for line in out.splitlines() if line.strip().startswith("bn_relu") and "random:" in line)
+    assert "/6" in parts and "pareto:" in parts and "average:" in parts
+    strong = _run("benchmarks/stronger_baseline.py", str(plot.with_suffix(".json")), "--screen", "--workers", "1")
+    assert "@40 evo/strong" in strong and len([ln for ln in strong.splitlines() if ln.startswith("bn_relu")]) == 2
