@@ -7,6 +7,13 @@ the same function, and scale counts. One objective per probe shape, as the real 
 anchor network. A layer whose output
 is not finite or is constant is "rejected" (None).
 It costs milliseconds, so evolution and random search can be compared over many seeds.
+
+``vectors="init"`` (the default) evaluates every layer with its trainable vectors at their
+initial values, ``v0 = 0`` and ``v1 = 1``, so ``v1·x`` and ``x`` are one function.
+``vectors="random"`` draws them per channel once (v0 ~ 0.5·N(0, 1), v1 ~ 1 + 0.5·N(0, 1), as the
+static probe does) and gives the same values to the target and every candidate. A layer that
+matches the target only because the vectors are at their initial values then stops matching,
+so more of the score has to come from the target's formula (docs/results.md §2g).
 """
 
 from __future__ import annotations
@@ -20,27 +27,38 @@ SHAPES = ((8, 16, 4, 4), (8, 32, 4, 4), (8, 64, 4, 4))
 
 
 class Surrogate:
-    def __init__(self, target: Genome, shapes=SHAPES, seed: int = 0, score: str = "r2") -> None:
+    def __init__(self, target: Genome, shapes=SHAPES, seed: int = 0, score: str = "r2",
+                 vectors: str = "init") -> None:
         if score not in ("r2", "inverse"):
             raise ValueError(f"unknown surrogate score {score!r}; valid: r2, inverse")
+        if vectors not in ("init", "random"):
+            raise ValueError(f"unknown surrogate vectors {vectors!r}; valid: init, random")
         self.score = score
+        self.vectors = vectors
         g = torch.Generator().manual_seed(seed)
         self.inputs = [torch.randn(s, generator=g) * (1 + torch.rand(1, s[1], 1, 1, generator=g))
                        + torch.randn(1, s[1], 1, 1, generator=g) for s in shapes]
-        self.targets = [self._output(target, x) for x in self.inputs]
+        # drawn after the inputs, so the default's probes are those it always had
+        self.v = [(torch.randn(1, s[1], 1, 1, generator=g) * 0.5, 1 + torch.randn(1, s[1], 1, 1, generator=g) * 0.5)
+                  if vectors == "random" else None for s in shapes]
+        self.targets = [self._output(target, x, v) for x, v in zip(self.inputs, self.v, strict=True)]
         if any(t is None for t in self.targets):
             raise ValueError(f"target layer {target} is not finite on the probes")
 
     @staticmethod
     @torch.no_grad()
-    def _output(genome: Genome, x: torch.Tensor) -> torch.Tensor | None:
-        out = InterpretedLayer(genome.canonical, x.shape[1]).train()(x).double().flatten()
+    def _output(genome: Genome, x: torch.Tensor, v=None) -> torch.Tensor | None:
+        layer = InterpretedLayer(genome.canonical, x.shape[1]).train()
+        if v is not None:
+            layer.v0.copy_(v[0].reshape(layer.v0.shape))
+            layer.v1.copy_(v[1].reshape(layer.v1.shape))
+        out = layer(x).double().flatten()
         return out if torch.isfinite(out).all() and float(out.std()) > 1e-9 else None
 
     def __call__(self, genome: Genome) -> tuple[float, ...] | None:
         scores = []
-        for x, target in zip(self.inputs, self.targets, strict=True):
-            out = self._output(genome, x)
+        for x, v, target in zip(self.inputs, self.v, self.targets, strict=True):
+            out = self._output(genome, x, v)
             if out is None:
                 return None
             error = float(((out - target) ** 2).mean() / target.var(unbiased=False))

@@ -404,3 +404,25 @@ def test_evolution_beats_random_search_on_the_surrogate():
     # with today's defaults (indel, screened): 8 wins, 2 ties (both at the same best), 0 losses; without
     # screening 7/3/0; point mutation: 7/3/0
     assert p < 0.05 and losses <= 1, (wins, ties, losses, p)
+
+
+def test_surrogate_with_random_vectors_tells_v1_x_from_x():
+    target = Genome.from_expression("mul(v1, x)")
+    plain, drawn = Surrogate(target, score="inverse"), Surrogate(target, score="inverse", vectors="random")
+    for s in (plain, drawn):
+        assert s(target) == (1.0, 1.0, 1.0)
+    identity = Genome.from_expression("max(x, x)")  # x itself, as a layer
+    assert plain(identity) == pytest.approx((1.0, 1.0, 1.0))
+    assert max(drawn(identity)) < 0.9  # v1 now differs from 1 per channel
+    assert all(a.equal(b) for a, b in zip(plain.inputs, drawn.inputs, strict=True))  # same probes
+    with pytest.raises(ValueError, match="unknown surrogate vectors 'trained'"):
+        Surrogate(target, vectors="trained")
+
+
+def test_surrogate_with_random_vectors_no_longer_takes_a_pointwise_layer_for_b0():
+    b0 = zoo.get("evonorm_b0")
+    pointwise = Genome.from_expression("mul(x, tanh(sigmoid(log(div(v1, x)))))")  # evolution's 0.94 (§2g)
+    plain, drawn = Surrogate(b0, score="inverse"), Surrogate(b0, score="inverse", vectors="random")
+    assert drawn(b0) == (1.0, 1.0, 1.0)
+    assert sum(plain(pointwise)) / 3 > 0.9
+    assert sum(drawn(pointwise)) / 3 < sum(plain(pointwise)) / 3
