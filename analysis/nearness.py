@@ -45,12 +45,18 @@ def parts(genome: Genome) -> frozenset[str]:
     return frozenset(found)
 
 
-def share(candidate: Genome, reference: Genome) -> float:
-    """The fraction of ``reference``'s parts found in ``candidate`` (1.0: it contains the whole
-    reference, the output included; the reference alone also scores 1.0)."""
+def reference_parts(reference: Genome) -> frozenset[str]:
+    """:func:`parts` of a layer to look for; a ValueError when it has none (it does not read x)."""
     wanted = parts(reference)
     if not wanted:
         raise ValueError(f"the reference reads no x, so it has no parts to look for: {reference}")
+    return wanted
+
+
+def share(candidate: Genome, reference: Genome) -> float:
+    """The fraction of ``reference``'s parts found in ``candidate`` (1.0: it contains the whole
+    reference, the output included; the reference alone also scores 1.0)."""
+    wanted = reference_parts(reference)
     return len(wanted & parts(candidate)) / len(wanted)
 
 
@@ -70,9 +76,7 @@ class Nearness:
 
 def nearness(records: Iterable[Record], reference: Genome, top: int = 5) -> Nearness:
     """Count the reference's parts in every evaluated record of a search."""
-    wanted = parts(reference)
-    if not wanted:
-        raise ValueError(f"the reference reads no x, so it has no parts to look for: {reference}")
+    wanted = reference_parts(reference)
     counts = [0] * (len(wanted) + 1)
     passing = [0] * (len(wanted) + 1)
     held: list[tuple[int, Record]] = []
@@ -90,7 +94,7 @@ def nearness(records: Iterable[Record], reference: Genome, top: int = 5) -> Near
 def held(genomes: Iterable[Genome], reference: Genome) -> tuple[int, ...]:
     """counts[k]: how many of ``genomes`` hold exactly k of ``reference``'s parts (e.g. draws of a
     generator or mutants of one layer, to set a search's counts against)."""
-    wanted = parts(reference)
+    wanted = reference_parts(reference)
     counts = [0] * (len(wanted) + 1)
     for genome in genomes:
         counts[len(wanted & parts(genome))] += 1

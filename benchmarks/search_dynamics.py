@@ -69,7 +69,8 @@ def targets(spec: str, target_seed: int = 12345, min_live: int = 3) -> dict[str,
 
 def run_one(job: tuple) -> tuple[tuple, list[float], int]:
     target_name, genome_text, algorithm, criterion, seed, args = job
-    fitness = Surrogate(Genome.parse(genome_text), score=args["score"], vectors=args.get("vectors", "init"))
+    target = Genome.parse(genome_text)
+    fitness = Surrogate(target, score=args["score"], vectors=args.get("vectors", "init"))
     if algorithm == "random":
         search = RandomSearch(seed=seed, require_x=args.get("random_require_x", False),
                               screen=args.get("random_screen", False))
@@ -83,7 +84,7 @@ def run_one(job: tuple) -> tuple[tuple, list[float], int]:
     search.run(fitness, args["budget"])
     # surrogate scores are >= 0: before the first passing layer the best so far counts as 0
     curve = np.nan_to_num(best_so_far(search.history)[1], nan=0.0).tolist()
-    held = nearness(search.history, Genome.parse(genome_text), top=0).counts
+    held = nearness(search.history, target, top=0).counts
     return (target_name, algorithm, criterion, seed), curve, search.duplicates, held
 
 

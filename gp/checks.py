@@ -35,15 +35,22 @@ def probe_inputs(shape: tuple[int, ...] = PROBE_SHAPE, *, count: int = 2) -> tup
     return tuple(out)
 
 
+def drawn_vectors(shape: tuple[int, ...], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Values for a layer's trainable vectors away from their initial ones (v0 = 0, v1 = 1), so
+    that those hide nothing: v0 ~ 0.5·N(0, 1), then v1 ~ 1 + 0.5·N(0, 1), drawn from ``generator``."""
+    v0 = torch.randn(shape, generator=generator) * 0.5
+    return v0, 1 + torch.randn(shape, generator=generator) * 0.5
+
+
 @torch.no_grad()
 def _probe_layer(genome: Genome, channels: int) -> torch.nn.Module:
     # the op-by-op interpreter (same numerics as the generated code): a probe runs a layer once or
     # twice, where generating code would cost ten times the forward passes
     layer = InterpretedLayer(genome.canonical, channels).train()
     # trainable vectors away from their initial values, so that v0 = 0 and v1 = 1 hide nothing
-    g = torch.Generator().manual_seed(PROBE_SEED + 1)
-    layer.v0.copy_(torch.randn(layer.v0.shape, generator=g) * 0.5)
-    layer.v1.copy_(1 + torch.randn(layer.v1.shape, generator=g) * 0.5)
+    v0, v1 = drawn_vectors(layer.v0.shape, torch.Generator().manual_seed(PROBE_SEED + 1))
+    layer.v0.copy_(v0)
+    layer.v1.copy_(v1)
     return layer
 
 

@@ -27,7 +27,7 @@ import sys
 
 import numpy as np
 
-from analysis.nearness import held, nearness, parts, table
+from analysis.nearness import held, nearness, parts, reference_parts, table
 from evaluation.layers import logged_history, resolve
 from gp.genome import GenomeError
 from gp.space import SearchSpace
@@ -65,8 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--repeat must be in [0, 1), got {args.repeat}")
     try:
         label, reference = resolve(args.reference)
-        if not parts(reference):
-            raise ValueError("it reads no x, so it has no parts to look for")
+        wanted = reference_parts(reference)
         parents = [resolve(p) for p in args.parents]
     except (GenomeError, KeyError, ValueError) as exc:
         ap.error(f"{exc}")
@@ -82,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"reference {label}: {reference.expression()}")
     if results:
         print("\n".join(table(results)))
-    total = len(parts(reference))
+    total = len(wanted)
     space = SearchSpace()
     if args.prior:
         rng = np.random.default_rng(args.seed)
@@ -90,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{args.prior} random graphs of the paper's generator, by parts held: " + _fractions(counts, total))
     for name, parent in parents:
         rng = np.random.default_rng(args.seed)
-        start = len(parts(reference) & parts(parent))
+        start = len(wanted & parts(parent))
         children = (mutate(pad(parent, space.max_nodes, rng, space), rng, space, step=args.mutation,
                            repeat=args.repeat) for _ in range(args.children))
         counts = held(children, reference)

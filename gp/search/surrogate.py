@@ -10,8 +10,8 @@ It costs milliseconds, so evolution and random search can be compared over many 
 
 ``vectors="init"`` (the default) evaluates every layer with its trainable vectors at their
 initial values, ``v0 = 0`` and ``v1 = 1``, so ``v1·x`` and ``x`` are one function.
-``vectors="random"`` draws them per channel once (v0 ~ 0.5·N(0, 1), v1 ~ 1 + 0.5·N(0, 1), as the
-static probe does) and gives the same values to the target and every candidate. A layer that
+``vectors="random"`` draws them per channel once (:func:`gp.checks.drawn_vectors`, as the static
+probe does) and gives the same values to the target and every candidate. A layer that
 matches the target only because the vectors are at their initial values then stops matching,
 so more of the score has to come from the target's formula (docs/results.md §2g).
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 
+from gp.checks import drawn_vectors
 from gp.genome import Genome
 from gp.interpreter import InterpretedLayer
 
@@ -39,8 +40,7 @@ class Surrogate:
         self.inputs = [torch.randn(s, generator=g) * (1 + torch.rand(1, s[1], 1, 1, generator=g))
                        + torch.randn(1, s[1], 1, 1, generator=g) for s in shapes]
         # drawn after the inputs, so the default's probes are those it always had
-        self.v = [(torch.randn(1, s[1], 1, 1, generator=g) * 0.5, 1 + torch.randn(1, s[1], 1, 1, generator=g) * 0.5)
-                  if vectors == "random" else None for s in shapes]
+        self.v = [drawn_vectors((1, s[1], 1, 1), g) if vectors == "random" else None for s in shapes]
         self.targets = [self._output(target, x, v) for x, v in zip(self.inputs, self.v, strict=True)]
         if any(t is None for t in self.targets):
             raise ValueError(f"target layer {target} is not finite on the probes")
