@@ -11,10 +11,17 @@
 #   speed   one norm-act site forward+backward (layer_speed.py) and anchor steps with compiled
 #           candidates (step_time.py --compiled)
 #   tests   the tests marked gpu
+#   fast    the paper preset's whole BN-ReLU evaluation with replayed steps and compiled layers
+#           (train.compile=survivors: the rest of the training replays fused kernels), the GPU
+#           tests of compiled layers (in the evaluator with replay, and against eager), anchor step
+#           times of every form compiled and replayed (step_time.py --compiled --graph), then
+#           candidates per hour with 1, 2 and 4 workers on the GPU under MPS, if it starts
 #   graph   CUDA-graph replay (evaluation/graphs.py): anchor step times of every form with and
 #           without it (step_time.py --graph), the paper preset's full BN-ReLU evaluation with it
 #           (rejection_time.py --samples 0), then the GPU tests of graph replay and of the
 #           evaluator
+#
+# SUITE_SECONDS (default 560) bounds the whole run: each step's limit is cut to what is left.
 #
 # DATA: an ImageFolder tree with train/ and test/, or a .zip of one (unpacked to /tmp); default
 # ../shared/data/cifar10. Each step has its own time limit and writes LOGDIR/NAME.txt (default
@@ -35,9 +42,12 @@ if [[ $data == *.zip ]]; then
 fi
 export EVONORM_TEST_DATA=$data
 
+deadline=$((SECONDS + ${SUITE_SECONDS:-560}))
 step() {  # step NAME SECONDS COMMAND...: run with a limit, log to LOGDIR/NAME.txt, say how it ended
     local name=$1 limit=$2; shift 2
     local start=$SECONDS
+    if ((deadline - start < limit)); then limit=$((deadline - start)); fi
+    if ((limit < 10)); then echo "== $name: skipped, the suite's time is spent"; return; fi
     echo "== $name (limit ${limit}s): $*"
     timeout "$limit" "$@" >"$logs/$name.txt" 2>&1
     local rc=$?
@@ -52,6 +62,20 @@ import sys, time; from evaluation.data import load_split
 t = time.perf_counter(); d, _ = load_split(sys.argv[1], 'train'); print(len(d), 'train images decoded in', round(time.perf_counter() - t, 1), 's')
 " "$data"
 
+if [[ $part == fast ]]; then
+    step paper_bn_relu_fast 170 python3 benchmarks/rejection_time.py --preset paper --data "$data" --samples 0 \
+        --set train.compile=survivors
+    # one pytest (each start costs seconds), each test under pytest-timeout's limit
+    step gpu_tests_compiled 150 python3 -m pytest -q -m gpu --tb=short -rA --timeout "${GPU_TEST_LIMIT:-90}" \
+        tests/evaluation/test_gpu.py tests/gp/test_compiler.py \
+        -k "replays_compiled or compiled_layer_on_cuda or bfloat16_channels_last"
+    step step_time_compiled_graph 170 python3 benchmarks/step_time.py --preset paper --device cuda --steps 10 \
+        --rounds 3 --layers bn_relu,evonorm_b0,evonorm_s0 --compiled --graph
+    if nvidia-cuda-mps-control -d; then echo "MPS daemon started"; else echo "MPS did not start: workers time-slice"; fi
+    step workers_per_gpu_mps 150 python3 benchmarks/executor_throughput.py --preset paper --data "$data" \
+        --device cuda --mix random --count 12 --workers 1,2,4 --no-serial --set train.steps=200
+    echo quit | nvidia-cuda-mps-control 2>/dev/null
+fi
 if [[ $part == search || $part == all ]]; then
     # all ten zoo layers on one anchor took longer than 80 s on an H200 (25.7 ms a native step): three here
     step step_time 100 python3 benchmarks/step_time.py --preset paper --device cuda --steps 10 --rounds 3 \

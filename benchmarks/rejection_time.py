@@ -44,9 +44,13 @@ def main() -> None:
     ev = Evaluator(cfg)
     print(f"preset {args.preset}, device {ev.device}"
           + (f", overrides {' '.join(args.set)}" if args.set else ""), flush=True)
+    start = time.perf_counter()
     ev.data  # noqa: B018 - load before timing
+    print(f"data loaded in {time.perf_counter() - start:.1f} s", flush=True)
+    start = time.perf_counter()
     for i in range(len(cfg.anchors)):
         ev.baseline_step(i)
+    print(f"step-time baselines measured in {time.perf_counter() - start:.1f} s", flush=True)
     start = time.perf_counter()
     ref = ev(zoo.get("bn_relu"))
     ref_time = time.perf_counter() - start

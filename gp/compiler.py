@@ -147,8 +147,11 @@ class Program:
         if fn is None:
             code = self.train if training else self.eval
             compiled = torch.compile(code.forward, dynamic=True)
-            # parameters are static-shaped by default, which pins C and recompiles per width
+            # parameters are static-shaped by default, which pins C and recompiles per width; duck
+            # sizing assumes sizes equal at the first call stay equal (C = H at one site, say) and
+            # recompiles at the next site where they differ (12 s on a CPU, measured)
             fn = torch._dynamo.config.patch(force_parameter_static_shapes=False)(compiled)
+            fn = torch.fx.experimental._config.patch(use_duck_shape=False)(fn)
             self._compiled[training] = fn
         return fn
 

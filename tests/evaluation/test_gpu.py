@@ -148,3 +148,18 @@ def test_evaluator_with_graph_captured_steps_passes_bn_relu_and_rejects_exp(cuda
     assert min(good.accuracies.values()) > 0.2, good.accuracies
     bad = Evaluator(cfg)(Genome.from_expression("exp(x)"))
     assert bad.status is Status.REJECTED, (bad.status, bad.stage, bad.reason)
+
+
+@pytest.mark.parametrize("name", ["bn_relu", "evonorm_s0"])
+def test_evaluator_replays_compiled_layers(cuda_config, name):
+    """``train.compile = survivors`` with ``train.cuda_graph``: after the quality stage the layers
+    are compiled and the step captured again, so the rest of the training replays fused kernels.
+    S0's group statistic compiles once per class of channel counts (dynamic shapes)."""
+    cfg = override(cuda_config, **{"train.cuda_graph": True, "train.compile": "survivors"})
+    ev = Evaluator(cfg)
+    result = ev(zoo.get(name))
+    assert result.status is Status.OK, (result.stage, result.anchor, result.reason)
+    assert result.timings.get("compile", 0) > 0, result.timings
+    assert min(result.accuracies.values()) > 0.2, result.accuracies
+    program = compile_layer(zoo.get(name), 8)._program
+    assert program.compile_error is None, program.compile_error
