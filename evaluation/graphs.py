@@ -141,3 +141,45 @@ class GraphedStep:
                           stacklevel=2)
             return
         self.graph, self._loss = graph, loss.detach()
+
+
+class ReplayedCall:
+    """A call with no arguments whose work stays on the device (its inputs live at fixed addresses,
+    e.g. a model's weights updated in place) and which returns one tensor: run eagerly
+    :data:`WARMUP_STEPS` times on a side stream, then captured once and replayed. Each call returns
+    its result as a tensor of its own. A capture that fails leaves it eager and says why
+    (:attr:`failed`). The stability test's ascent step runs through it on CUDA."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.failed: str | None = None
+        self._eager_left = WARMUP_STEPS
+        self._side = torch.cuda.Stream()
+
+    def __call__(self) -> torch.Tensor:
+        if self.graph is None and self._eager_left <= 0 and self.failed is None:
+            self._capture()
+        if self.graph is None:
+            self._eager_left -= 1
+            side, main = self._side, torch.cuda.current_stream()
+            side.wait_stream(main)
+            with torch.cuda.stream(side):
+                out = self.fn()
+            main.wait_stream(side)
+            return out
+        self.graph.replay()
+        return self._out.clone()
+
+    def _capture(self) -> None:
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                out = self.fn()
+        except Exception as exc:  # noqa: BLE001 - any failure to capture leaves the call eager
+            self.failed = f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"CUDA graph capture failed, running eagerly: {self.failed}", RuntimeWarning,
+                          stacklevel=2)
+            return
+        self.graph, self._out = graph, out
+
