@@ -75,8 +75,11 @@ class Stability(Hook):
 
     stage = "stability"
 
-    def __init__(self, steps: int, threshold: float, lr: float) -> None:
+    def __init__(self, steps: int, threshold: float, lr: float, check_every: int | None = None) -> None:
+        if check_every is not None and check_every < 1:
+            raise ValueError(f"check_every must be at least 1, got {check_every}")
         self.steps, self.threshold, self.lr = steps, threshold, lr
+        self.check_every = check_every  # None: CHECK_EVERY_CUDA on CUDA, every step elsewhere
 
     def before_training(self, ctx: TrialContext) -> None:
         if self.steps <= 0:
@@ -88,7 +91,7 @@ class Stability(Hook):
         images, labels = ctx.batch
         cuda = ctx.device.type == "cuda" and GRAPH_STABILITY
         step = ReplayedCall(lambda: _ascent_step(model, weights, images, labels, self.lr)) if cuda else None
-        every = CHECK_EVERY_CUDA if ctx.device.type == "cuda" else 1
+        every = self.check_every or (CHECK_EVERY_CUDA if ctx.device.type == "cuda" else 1)
         done = 0
         while done <= self.steps:  # the norm at weights moved ``done`` times, for done = 0 .. steps
             chunk = min(every, self.steps + 1 - done)

@@ -163,3 +163,27 @@ def test_evaluator_replays_compiled_layers(cuda_config, name):
     assert min(result.accuracies.values()) > 0.2, result.accuracies
     program = compile_layer(zoo.get(name), 8)._program
     assert program.compile_error is None, program.compile_error
+
+
+@pytest.mark.parametrize("expression,rejected", [("exp(x)", True), ("max(x, zero)", False)])
+def test_replayed_stability_ascent_gives_the_eager_verdict(monkeypatch, expression, rejected):
+    """The stability test's ascent step replayed from a CUDA graph (the default on CUDA) against the
+    same test run eagerly: the same verdict, at the same ascent step (the message names it)."""
+    import evaluation.hooks as hooks
+
+    genome = Genome.from_expression(expression)
+    model = build_model(AnchorConfig("resnet50", 0.125), layer_factory(genome), torch.device("cuda"), seed=0)
+    gen = torch.Generator().manual_seed(0)
+    batch = (torch.randn(16, 3, 32, 32, generator=gen).cuda(), torch.randint(0, 10, (16,), generator=gen).cuda())
+    verdicts = {}
+    for graph in (False, True):
+        monkeypatch.setattr(hooks, "GRAPH_STABILITY", graph)
+        ctx = TrialContext(genome, "resnet50", model, torch.device("cuda"), batch)
+        try:
+            hooks.Stability(100, 1e8, 0.01).before_training(ctx)
+            verdicts[graph] = None
+        except hooks.CandidateRejected as exc:
+            verdicts[graph] = exc.reason
+    assert (verdicts[True] is not None) == rejected, verdicts
+    if rejected:  # the step of the verdict; float32 kernels in and out of a graph are the same
+        assert verdicts[True].rsplit("after ", 1)[1] == verdicts[False].rsplit("after ", 1)[1], verdicts

@@ -65,3 +65,27 @@ def test_the_rejection_needs_the_ascent_direction():
 @pytest.mark.parametrize("name", ["bn_relu", "evonorm_b0", "evonorm_s0"])
 def test_known_good_layers_survive_the_papers_100_ascent_steps(name):
     Stability(**PAPER).before_training(_context(zoo.get(name)))
+
+
+@pytest.mark.parametrize("every", [3, 7, 200])
+def test_reading_the_norms_in_chunks_gives_the_same_verdict_and_step(every):
+    """On CUDA the host reads the gradient norms every few ascent steps; the verdict, its step and
+    its message must be those of reading after every step."""
+    ctx = _context(Genome.from_expression("exp(x)"))
+    with pytest.raises(CandidateRejected) as one:
+        Stability(**PAPER).before_training(ctx)
+    with pytest.raises(CandidateRejected) as chunked:
+        Stability(**PAPER, check_every=every).before_training(ctx)
+    assert chunked.value.reason == one.value.reason
+    Stability(**PAPER, check_every=every).before_training(_context(zoo.get("evonorm_s0")))  # 101 norms, any chunk
+
+
+def test_no_gradient_ends_the_test_at_that_step_even_in_chunks():
+    """A layer that passes no gradient to the weights has nothing to ascend: it passes at step 0.
+    Read in chunks, the steps computed after it (log 0, then NaN weights) must not reject it."""
+    ctx = _context(Genome.from_expression("mul(x, zero)"))
+    assert _grad_norm(ctx) == 0.0
+    Stability(**PAPER).before_training(ctx)
+    Stability(**PAPER, check_every=10).before_training(ctx)
+    with pytest.raises(ValueError, match="check_every"):
+        Stability(**PAPER, check_every=0)
