@@ -70,7 +70,8 @@ def targets(spec: str, target_seed: int = 12345, min_live: int = 3) -> dict[str,
 def run_one(job: tuple) -> tuple[tuple, list[float], int]:
     target_name, genome_text, algorithm, criterion, seed, args = job
     target = Genome.parse(genome_text)
-    fitness = Surrogate(target, score=args["score"], vectors=args.get("vectors", "init"))
+    fitness = Surrogate(target, score=args["score"], vectors=args.get("vectors", "init"),
+                        probes=args.get("probes", "narrow"))
     if algorithm == "random":
         search = RandomSearch(seed=seed, require_x=args.get("random_require_x", False),
                               screen=args.get("random_screen", False))
@@ -143,6 +144,9 @@ def main() -> None:
     ap.add_argument("--vectors", choices=["init", "random"], default="init",
                     help="the layers' v0, v1 on the probes: init (0 and 1) or random per channel, the same for the "
                          "target and every candidate (default %(default)s)")
+    ap.add_argument("--probes", choices=["narrow", "wide"], default="narrow",
+                    help="probe inputs: narrow (channel scales within 2x, the default) or wide (channel and sample "
+                         "scales over orders of magnitude, so a pointwise function cannot pass for a normaliser)")
     ap.add_argument("--budget", type=int, default=400, help="evaluations per search (default %(default)s)")
     ap.add_argument("--seeds", type=int, default=10, help="seeds per algorithm (default %(default)s)")
     ap.add_argument("--population", type=int, default=50, help="aging window (default %(default)s)")
@@ -188,13 +192,14 @@ def main() -> None:
                 "mutation_repeat": args.mutation_repeat, "require_x": args.require_x,
                 "random_require_x": args.random_require_x, "min_window": args.min_window, "screen": args.screen,
                 "random_screen": args.random_screen, "crossover": args.crossover,
-                "parsimony": args.parsimony, "vectors": args.vectors}
+                "parsimony": args.parsimony, "vectors": args.vectors,
+                "probes": args.probes}
     print(f"surrogate {args.score}; budget {args.budget}; {args.seeds} seeds; population {args.population}, "
           f"tournament {args.tournament}, mutation {args.mutation}, window_rejected {args.window_rejected}, "
           f"immigration {args.immigration}, mutation_repeat {args.mutation_repeat}, "
           f"flat_tournament {args.flat_tournament}, require_x {args.require_x}, "
           f"min_window {args.min_window or 'full'}, screen {args.screen}, crossover {args.crossover}, "
-          f"parsimony {args.parsimony}, vectors {args.vectors}; "
+          f"parsimony {args.parsimony}, vectors {args.vectors}, probes {args.probes}; "
           f"baseline: require_x {args.random_require_x}, screen {args.random_screen}; seeds from {args.first_seed}")
     for name, g in chosen.items():
         print(f"  target {name}: {g.expression()}")

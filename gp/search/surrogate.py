@@ -14,6 +14,14 @@ initial values, ``v0 = 0`` and ``v1 = 1``, so ``v1·x`` and ``x`` are one functi
 probe does) and gives the same values to the target and every candidate. A layer that
 matches the target only because the vectors are at their initial values then stops matching,
 so more of the score has to come from the target's formula (docs/results.md §2g).
+
+``probes="narrow"`` (the default) draws probe inputs whose channels differ in scale by at most 2×
+and whose samples share one scale. There a pointwise function can pass for a normaliser
+(evolution's best B0 in §2g has no statistic at all). ``probes="wide"`` spreads the scales over
+orders of magnitude, as activations in a network do: each channel's scale is log-uniform in
+[1e-2, 1e2] and each sample's in [0.1, 10], with per-channel shifts of the channel's own size. A
+layer that normalises is invariant to much of that; a pointwise function is not, so it can no
+longer match a normalising target without computing its statistics.
 """
 
 from __future__ import annotations
@@ -27,18 +35,42 @@ from gp.interpreter import InterpretedLayer
 SHAPES = ((8, 16, 4, 4), (8, 32, 4, 4), (8, 64, 4, 4))
 
 
+def _narrow(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
+    return (torch.randn(shape, generator=g) * (1 + torch.rand(1, shape[1], 1, 1, generator=g))
+            + torch.randn(1, shape[1], 1, 1, generator=g))
+
+
+def _log_uniform(shape: tuple[int, ...], low: float, high: float, g: torch.Generator) -> torch.Tensor:
+    return torch.exp(torch.empty(shape).uniform_(float(torch.log(torch.tensor(low))),
+                                                 float(torch.log(torch.tensor(high))), generator=g))
+
+
+def _wide(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
+    n, c = shape[0], shape[1]
+    channel = _log_uniform((1, c, 1, 1), 1e-2, 1e2, g)
+    sample = _log_uniform((n, 1, 1, 1), 0.1, 10.0, g)
+    shift = torch.randn(1, c, 1, 1, generator=g) * channel
+    return (torch.randn(shape, generator=g) * channel + shift) * sample
+
+
+PROBES = {"narrow": _narrow, "wide": _wide}
+"""How the probe inputs are drawn, by name (see the module's docstring)."""
+
+
 class Surrogate:
     def __init__(self, target: Genome, shapes=SHAPES, seed: int = 0, score: str = "r2",
-                 vectors: str = "init") -> None:
+                 vectors: str = "init", probes: str = "narrow") -> None:
         if score not in ("r2", "inverse"):
             raise ValueError(f"unknown surrogate score {score!r}; valid: r2, inverse")
         if vectors not in ("init", "random"):
             raise ValueError(f"unknown surrogate vectors {vectors!r}; valid: init, random")
+        if probes not in PROBES:
+            raise ValueError(f"unknown surrogate probes {probes!r}; valid: {', '.join(PROBES)}")
         self.score = score
         self.vectors = vectors
+        self.probes = probes
         g = torch.Generator().manual_seed(seed)
-        self.inputs = [torch.randn(s, generator=g) * (1 + torch.rand(1, s[1], 1, 1, generator=g))
-                       + torch.randn(1, s[1], 1, 1, generator=g) for s in shapes]
+        self.inputs = [PROBES[probes](s, g) for s in shapes]
         # drawn after the inputs, so the default's probes are those it always had
         self.v = [drawn_vectors((1, s[1], 1, 1), g) if vectors == "random" else None for s in shapes]
         self.targets = [self._output(target, x, v) for x, v in zip(self.inputs, self.v, strict=True)]

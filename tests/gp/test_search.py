@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,7 @@ from gp.search import (
 )
 from gp.search.cache import same_function
 from gp.search.engine import Outcome, SerialExecutor
-from gp.search.surrogate import Surrogate
+from gp.search.surrogate import SHAPES, Surrogate
 from gp.variation import crossover_step
 
 
@@ -426,3 +427,26 @@ def test_surrogate_with_random_vectors_no_longer_takes_a_pointwise_layer_for_b0(
     assert drawn(b0) == (1.0, 1.0, 1.0)
     assert sum(plain(pointwise)) / 3 > 0.9
     assert sum(drawn(pointwise)) / 3 < sum(plain(pointwise)) / 3
+
+
+def test_surrogate_default_probes_are_the_narrow_draws_it_always_had():
+    g = torch.Generator().manual_seed(3)
+    expected = [torch.randn(s, generator=g) * (1 + torch.rand(1, s[1], 1, 1, generator=g))
+                + torch.randn(1, s[1], 1, 1, generator=g) for s in SHAPES]
+    surrogate = Surrogate(zoo.get("bn_relu"), seed=3)
+    assert surrogate.probes == "narrow"
+    assert all(a.equal(b) for a, b in zip(surrogate.inputs, expected, strict=True))
+    with pytest.raises(ValueError, match="unknown surrogate probes 'flat'"):
+        Surrogate(zoo.get("bn_relu"), probes="flat")
+
+
+def test_wide_probes_span_orders_of_magnitude_and_tell_a_pointwise_layer_from_a_normaliser():
+    b0 = zoo.get("evonorm_b0")
+    pointwise = Genome.from_expression("mul(x, tanh(sigmoid(log(div(v1, x)))))")  # evolution's 0.94 on narrow
+    narrow, wide = Surrogate(b0, score="inverse"), Surrogate(b0, score="inverse", probes="wide")
+    scales = wide.inputs[0].std(dim=(0, 2, 3))
+    assert float(scales.max() / scales.min()) > 100  # channels of very different sizes
+    assert wide(b0) == (1.0, 1.0, 1.0)
+    assert sum(narrow(pointwise)) / 3 > 0.9 and max(wide(pointwise)) < 0.05
+    # a normaliser of another kind keeps partial credit: S0 divides by a group statistic
+    assert sum(wide(zoo.get("evonorm_s0"))) / 3 > 0.3
