@@ -67,7 +67,7 @@ def targets(spec: str, target_seed: int = 12345, min_live: int = 3) -> dict[str,
     return out
 
 
-def run_one(job: tuple) -> tuple[tuple, list[float], int]:
+def run_one(job: tuple) -> tuple[tuple, list[float], int, list[int], tuple[float, str]]:
     target_name, genome_text, algorithm, criterion, seed, args = job
     target = Genome.parse(genome_text)
     fitness = Surrogate(target, score=args["score"], vectors=args.get("vectors", "init"),
@@ -86,7 +86,10 @@ def run_one(job: tuple) -> tuple[tuple, list[float], int]:
     # surrogate scores are >= 0: before the first passing layer the best so far counts as 0
     curve = np.nan_to_num(best_so_far(search.history)[1], nan=0.0).tolist()
     held = nearness(search.history, target, top=0).counts
-    return (target_name, algorithm, criterion, seed), curve, search.duplicates, held
+    scored = [r for r in search.history if r.evaluated and r.objectives]
+    top = max(scored, key=lambda r: float(np.mean(r.objectives)), default=None)
+    best = (float(np.mean(top.objectives)), Genome.parse(top.genome).expression()) if top else (0.0, "-")
+    return (target_name, algorithm, criterion, seed), curve, search.duplicates, held, best
 
 
 def sign_test(evo: np.ndarray, rnd: np.ndarray) -> tuple[int, int, int, float]:
@@ -213,10 +216,12 @@ def main() -> None:
     curves: dict[tuple, list] = {}
     duplicates: dict[str, list[int]] = {}
     held: dict[tuple, list] = {}
-    for (name, algorithm, criterion, _seed), curve, dups, counts in results:
+    bests: dict[tuple, list] = {}
+    for (name, algorithm, criterion, seed), curve, dups, counts, best in results:
         curves.setdefault((name, algorithm, criterion), []).append(curve)
         duplicates.setdefault(algorithm, []).append(dups)
         held.setdefault((name, algorithm, criterion), []).append(counts)
+        bests.setdefault((name, algorithm, criterion), []).append((*best, seed))
     marks = sorted({args.budget // 8, args.budget // 4, args.budget // 2, args.budget})
     print(f"\n{'target':<10} {'criterion':<8} " + " ".join(f"{'@' + str(m):>13}" for m in marks)
           + "   W/T/L   sign-test p   sooner: W/T/L   p")
@@ -247,6 +252,11 @@ def main() -> None:
             half = runs[:, (total + 1) // 2:].sum(1)
             cells.append(f"{algorithm if c == '-' else c}: {most.mean():.1f}/{total}, {half.mean():.0f}")
         print(f"  {name:<10} " + "   ".join(cells))
+    print("\nwhat was found: per target and search, the best layer (mean score) of the seed whose best is highest")
+    for name in chosen:
+        for algorithm, c in [("random", "-")] + [("evolution", c) for c in criteria]:
+            score, expression, seed = max(bests[(name, algorithm, c)])
+            print(f"  {name:<10} {algorithm if c == '-' else c:<8} {score:.3f}  seed {seed}  {expression}")
     path = Path(args.plot)
     plot(curves, list(chosen), criteria, path,
          f"surrogate {args.score}, pop {args.population}, tournament {args.tournament}, {args.mutation} mutation, "

@@ -41,7 +41,7 @@ def main() -> None:
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
         results = pool.map(run_one, jobs, chunksize=1)
     strong: dict[str, list] = {}
-    for (name, _, _, _), curve, _, _ in results:
+    for (name, _, _, _), curve, *_ in results:
         strong.setdefault(name, []).append(curve)
     strong_name = "random screened" if args.screen else "random reading x"
     early = min(100, settings["budget"])  # the curves' early point (a budget under 100 has its last)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gp import Genome
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -27,5 +29,11 @@ def test_search_dynamics_then_the_stronger_baseline(tmp_path):
     assert len(rows) == 2 and all("/" in r for r in rows)  # a W/T/L per criterion
     parts = next(line for line in out.splitlines() if line.strip().startswith("bn_relu") and "random:" in line)
     assert "/6" in parts and "pareto:" in parts and "average:" in parts
+    found = out.split("what was found")[1].splitlines()[1:4]
+    assert [line.split()[:2] for line in found] == [["bn_relu", "random"], ["bn_relu", "pareto"],
+                                                   ["bn_relu", "average"]]
+    for line in found:  # score, seed, then a formula of the space
+        score, expression = float(line.split()[2]), line.split("  ")[-1]
+        assert 0 < score <= 1 and Genome.from_expression(expression).expression() == expression
     strong = _run("benchmarks/stronger_baseline.py", str(plot.with_suffix(".json")), "--screen", "--workers", "1")
     assert "@40 evo/strong" in strong and len([ln for ln in strong.splitlines() if ln.startswith("bn_relu")]) == 2
