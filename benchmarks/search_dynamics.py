@@ -147,9 +147,10 @@ def main() -> None:
     ap.add_argument("--vectors", choices=["init", "random"], default="init",
                     help="the layers' v0, v1 on the probes: init (0 and 1) or random per channel, the same for the "
                          "target and every candidate (default %(default)s)")
-    ap.add_argument("--probes", choices=["narrow", "wide"], default="narrow",
-                    help="probe inputs: narrow (channel scales within 2x, the default) or wide (channel and sample "
-                         "scales over orders of magnitude, so a pointwise function cannot pass for a normaliser)")
+    ap.add_argument("--probes", choices=["narrow", "wide", "both"], default="narrow",
+                    help="probe inputs: narrow (channel scales within 2x, the default), wide (channel and sample "
+                         "scales over orders of magnitude, so a pointwise function cannot pass for a normaliser) "
+                         "or both (one objective per probe of each)")
     ap.add_argument("--budget", type=int, default=400, help="evaluations per search (default %(default)s)")
     ap.add_argument("--seeds", type=int, default=10, help="seeds per algorithm (default %(default)s)")
     ap.add_argument("--population", type=int, default=50, help="aging window (default %(default)s)")

@@ -21,7 +21,10 @@ and whose samples share one scale. There a pointwise function can pass for a nor
 orders of magnitude, as activations in a network do: each channel's scale is log-uniform in
 [1e-2, 1e2] and each sample's in [0.1, 10], with per-channel shifts of the channel's own size. A
 layer that normalises is invariant to much of that; a pointwise function is not, so it can no
-longer match a normalising target without computing its statistics.
+longer match a normalising target without computing its statistics. ``probes="both"`` scores on
+the narrow and then the wide probes (twice the objectives): a layer must agree with the target
+on both, so neither a pointwise approximation (which fails on the wide probes) nor a saturating
+function such as tanh (the best layers on the wide probes alone, docs/results.md §2h) is enough.
 """
 
 from __future__ import annotations
@@ -53,8 +56,10 @@ def _wide(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
     return (torch.randn(shape, generator=g) * channel + shift) * sample
 
 
-PROBES = {"narrow": _narrow, "wide": _wide}
-"""How the probe inputs are drawn, by name (see the module's docstring)."""
+_DRAW = {"narrow": _narrow, "wide": _wide}
+
+PROBES = {"narrow": ("narrow",), "wide": ("wide",), "both": ("narrow", "wide")}
+"""The probe families of each ``probes`` setting (see the module's docstring), in objective order."""
 
 
 class Surrogate:
@@ -70,7 +75,8 @@ class Surrogate:
         self.vectors = vectors
         self.probes = probes
         g = torch.Generator().manual_seed(seed)
-        self.inputs = [PROBES[probes](s, g) for s in shapes]
+        self.inputs = [_DRAW[family](s, g) for family in PROBES[probes] for s in shapes]
+        shapes = [s for _ in PROBES[probes] for s in shapes]
         # drawn after the inputs, so the default's probes are those it always had
         self.v = [drawn_vectors((1, s[1], 1, 1), g) if vectors == "random" else None for s in shapes]
         self.targets = [self._output(target, x, v) for x, v in zip(self.inputs, self.v, strict=True)]

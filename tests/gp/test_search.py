@@ -450,3 +450,15 @@ def test_wide_probes_span_orders_of_magnitude_and_tell_a_pointwise_layer_from_a_
     assert sum(narrow(pointwise)) / 3 > 0.9 and max(wide(pointwise)) < 0.05
     # a normaliser of another kind keeps partial credit: S0 divides by a group statistic
     assert sum(wide(zoo.get("evonorm_s0"))) / 3 > 0.3
+
+
+def test_both_probe_families_give_one_objective_per_probe_of_each():
+    b0 = zoo.get("evonorm_b0")
+    narrow, wide = Surrogate(b0, score="inverse"), Surrogate(b0, score="inverse", probes="wide")
+    both = Surrogate(b0, score="inverse", probes="both")
+    assert both(b0) == (1.0,) * 6
+    for layer in (Genome.from_expression("tanh(x)"), zoo.get("evonorm_s0")):
+        assert both(layer)[:3] == narrow(layer)  # narrow first, drawn as the default draws them
+        assert len(both(layer)) == 6
+    # the wide probes are drawn after the narrow ones: other draws than probes="wide" alone
+    assert not both.inputs[3].equal(wide.inputs[0])
