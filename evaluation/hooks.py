@@ -124,6 +124,8 @@ def _ascent_step(model: nn.Module, weights: list[torch.Tensor], images: torch.Te
     loss = F.cross_entropy(model(images).float(), labels)
     grads = torch.autograd.grad(loss, weights, create_graph=True)
     norm = torch.sqrt(sum(g.float().square().sum() for g in grads))
+    if not norm.requires_grad:  # the gradient does not depend on the weights: nothing to ascend
+        return norm.detach()
     ascent = torch.autograd.grad(torch.log(norm), weights)
     with torch.no_grad():
         for w, a in zip(weights, ascent, strict=True):
