@@ -114,31 +114,28 @@ class GraphedStep:
         return self._loss.clone()
 
     def _eager(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        side, main = self._side, torch.cuda.current_stream()
-        side.wait_stream(main)
-        with torch.cuda.stream(side):
+        def step() -> torch.Tensor:
             self.opt.zero_grad()
             loss = _loss(self.model, images, labels)
             loss.backward()
             self.opt.step()
-            loss = loss.detach()
-        main.wait_stream(side)
-        return loss
+            return loss.detach()
+
+        return _on_side_stream(self._side, step)
 
     def _capture(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         self._images, self._labels = images.clone(), labels.clone()
         self.opt.zero_grad()  # gradients are then allocated in the graph's pool, rewritten by each replay
-        graph = torch.cuda.CUDAGraph()
-        try:
-            with torch.cuda.graph(graph):
-                loss = _loss(self.model, self._images, self._labels)
-                loss.backward()
-                self.opt.step()
-        except Exception as exc:  # noqa: BLE001 - any failure to capture leaves the training eager
-            self.failed = f"{type(exc).__name__}: {exc}"
+
+        def step() -> torch.Tensor:
+            loss = _loss(self.model, self._images, self._labels)
+            loss.backward()
+            self.opt.step()
+            return loss
+
+        graph, loss, self.failed = _captured(step, "training eagerly", stacklevel=2)
+        if graph is None:
             self.opt.zero_grad()
-            warnings.warn(f"CUDA graph capture failed, training eagerly: {self.failed}", RuntimeWarning,
-                          stacklevel=2)
             return
         self.graph, self._loss = graph, loss.detach()
 
@@ -159,27 +156,35 @@ class ReplayedCall:
 
     def __call__(self) -> torch.Tensor:
         if self.graph is None and self._eager_left <= 0 and self.failed is None:
-            self._capture()
+            self.graph, self._out, self.failed = _captured(self.fn, "running eagerly", stacklevel=1)
         if self.graph is None:
             self._eager_left -= 1
-            side, main = self._side, torch.cuda.current_stream()
-            side.wait_stream(main)
-            with torch.cuda.stream(side):
-                out = self.fn()
-            main.wait_stream(side)
-            return out
+            return _on_side_stream(self._side, self.fn)
         self.graph.replay()
         return self._out.clone()
 
-    def _capture(self) -> None:
-        graph = torch.cuda.CUDAGraph()
-        try:
-            with torch.cuda.graph(graph):
-                out = self.fn()
-        except Exception as exc:  # noqa: BLE001 - any failure to capture leaves the call eager
-            self.failed = f"{type(exc).__name__}: {exc}"
-            warnings.warn(f"CUDA graph capture failed, running eagerly: {self.failed}", RuntimeWarning,
-                          stacklevel=2)
-            return
-        self.graph, self._out = graph, out
 
+def _on_side_stream(side: torch.cuda.Stream, fn):
+    """``fn()`` run on stream ``side`` after the current stream's queued work, the current stream
+    then waiting for it: how a graph's warm-up runs (lazy initialisations stay out of the capture)."""
+    main = torch.cuda.current_stream()
+    side.wait_stream(main)
+    with torch.cuda.stream(side):
+        out = fn()
+    main.wait_stream(side)
+    return out
+
+
+def _captured(fn, fallback: str, stacklevel: int) -> tuple[torch.cuda.CUDAGraph | None, object, str | None]:
+    """``fn`` captured in a new CUDA graph: (graph, what ``fn`` returned, None), or, when capture
+    fails, (None, None, why) with a warning that says the caller goes on ``fallback``, shown at the
+    frame ``stacklevel`` levels up (1: the caller)."""
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(graph):
+            out = fn()
+    except Exception as exc:  # noqa: BLE001 - any failure to capture leaves the caller eager
+        failed = f"{type(exc).__name__}: {exc}"
+        warnings.warn(f"CUDA graph capture failed, {fallback}: {failed}", RuntimeWarning, stacklevel=stacklevel + 1)
+        return None, None, failed
+    return graph, out, None

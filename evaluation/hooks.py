@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evaluation.config import RejectionConfig
+from evaluation.graphs import ReplayedCall
 from gp import Genome
 from gp.checks import static_problem
 
@@ -84,19 +85,21 @@ class Stability(Hook):
     def before_training(self, ctx: TrialContext) -> None:
         if self.steps <= 0:
             return
-        from evaluation.graphs import ReplayedCall  # evaluation.graphs needs nothing from here
-
         model = copy.deepcopy(ctx.model).train()
         weights = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d)]
         images, labels = ctx.batch
-        cuda = ctx.device.type == "cuda" and GRAPH_STABILITY
-        step = ReplayedCall(lambda: _ascent_step(model, weights, images, labels, self.lr)) if cuda else None
-        every = self.check_every or (CHECK_EVERY_CUDA if ctx.device.type == "cuda" else 1)
+        cuda = ctx.device.type == "cuda"
+
+        def ascend() -> torch.Tensor:
+            return _ascent_step(model, weights, images, labels, self.lr)
+
+        if cuda and GRAPH_STABILITY:
+            ascend = ReplayedCall(ascend)
+        every = self.check_every or (CHECK_EVERY_CUDA if cuda else 1)
         done = 0
         while done <= self.steps:  # the norm at weights moved ``done`` times, for done = 0 .. steps
             chunk = min(every, self.steps + 1 - done)
-            norms = [step() if step is not None else _ascent_step(model, weights, images, labels, self.lr)
-                     for _ in range(chunk)]
+            norms = [ascend() for _ in range(chunk)]
             for offset, value in enumerate(torch.stack(norms).tolist()):  # one host read per chunk
                 at = done + offset
                 if not math.isfinite(value):

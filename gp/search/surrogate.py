@@ -76,9 +76,8 @@ class Surrogate:
         self.probes = probes
         g = torch.Generator().manual_seed(seed)
         self.inputs = [_DRAW[family](s, g) for family in PROBES[probes] for s in shapes]
-        shapes = [s for _ in PROBES[probes] for s in shapes]
         # drawn after the inputs, so the default's probes are those it always had
-        self.v = [drawn_vectors((1, s[1], 1, 1), g) if vectors == "random" else None for s in shapes]
+        self.v = [drawn_vectors((1, x.shape[1], 1, 1), g) if vectors == "random" else None for x in self.inputs]
         self.targets = [self._output(target, x, v) for x, v in zip(self.inputs, self.v, strict=True)]
         if any(t is None for t in self.targets):
             raise ValueError(f"target layer {target} is not finite on the probes")
