@@ -209,6 +209,24 @@ def test_one_compiled_program_serves_layers_of_every_width(gen):
         torch.testing.assert_close(layer.running_t1, eager.running_t1, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
+def test_equal_sizes_at_the_first_site_do_not_pin_the_compiled_code(gen):
+    """A first site with C = H = W (16) must not specialise the compiled layer to equal sizes
+    (duck sizing): a later site with other sizes reuses the same compiled graph."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    for c, hw in ((16, 16), (32, 8)):
+        layer = compile_layer(zoo.get("bn_relu"), c).train()
+        use_compiled(torch.nn.Sequential(layer))
+        eager = copy.deepcopy(layer)
+        eager.compiled = False
+        x = torch.randn(2, c, hw, hw, generator=gen)
+        torch.testing.assert_close(layer(x), eager(x), rtol=1e-4, atol=1e-4)
+    assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
+
+
 def test_failed_compilation_falls_back_to_eager_code(gen):
     from torch._dynamo.exc import TorchDynamoException
 
