@@ -37,3 +37,20 @@ def test_search_dynamics_then_the_stronger_baseline(tmp_path):
         assert 0 < score <= 1 and Genome.from_expression(expression).expression() == expression
     strong = _run("benchmarks/stronger_baseline.py", str(plot.with_suffix(".json")), "--screen", "--workers", "1")
     assert "@40 evo/strong" in strong and len([ln for ln in strong.splitlines() if ln.startswith("bn_relu")]) == 2
+
+
+def test_rejection_time_times_a_rejected_reference_again_without_the_quality_check(cifar_dir):
+    """BN-ReLU rejected at the quality stage (a threshold it cannot reach) is evaluated again with
+    that check off, so the time of a full evaluation is still printed, with its curves."""
+    out = _run("benchmarks/rejection_time.py", "--preset", "smoke", "--data", str(cifar_dir), "--samples", "0",
+               "--set", "rejection.quality_step=4", "--set", "train.steps=6",
+               "--set", "rejection.quality_threshold=0.9", "--time-rejected-reference")
+    lines = out.splitlines()
+    assert lines[1].startswith("data loaded in") and lines[2].startswith("step-time baselines measured in")
+    first = next(i for i, line in enumerate(lines) if line.startswith("BN-ReLU full evaluation"))
+    assert "(rejected;" in lines[first]
+    assert "stage quality" in lines[first + 1] and "< 0.9 at step 4" in lines[first + 1]
+    assert lines[first + 2].startswith("evaluating BN-ReLU again")
+    assert "(ok;" in lines[first + 3] and "rest_phase" in lines[first + 3]
+    curves = [line for line in lines[first + 4:] if line.startswith("BN-ReLU on ")]
+    assert len(curves) == 3 and all("at step 4" in c and "at step 6" in c for c in curves)
