@@ -2,12 +2,14 @@
 (BN-Swish for EfficientNet), measured side by side in one run.
 
     python benchmarks/step_time.py [--preset cpu] [--device cpu] [--batch 32] [--rounds 5]
-        [--layers bn_relu,evonorm_b0,evonorm_s0] [--compiled] [--floor] [--graph]
+        [--layers bn_relu,evonorm_b0,evonorm_s0] [--compiled] [--dynamic] [--floor] [--graph]
 
 Rounds interleave the layers, so drift on a noisy machine hits all of them alike; the ratio is
 the median over rounds of (layer step time / reference step time in the same round).
 ``--compiled`` adds each layer in ``torch.compile``'d form (``gp.compiler.use_compiled``,
 training mode; columns ``NAME*``); compilation happens in the warm-up step and is not timed.
+``NAME*`` uses the default shape policy (batch and channels dynamic, one graph per resolution);
+``--dynamic`` adds ``NAME*d``, compiled with every size dynamic (one graph for every site).
 ``--floor`` adds ``free``: every norm-act site an identity, the step time that a layer costing
 nothing would leave (Amdahl's bound: no candidate, however fast, makes a step cheaper than this,
 so ``NAME / free`` is the most a faster layer can save).
@@ -84,6 +86,9 @@ def main() -> None:
     ap.add_argument("--layers", default=",".join(zoo.names()), help="zoo layers (default: all)")
     ap.add_argument("--anchors", default=None, help="only these anchors of the preset, e.g. resnet50")
     ap.add_argument("--compiled", action="store_true", help="also time each layer compiled (NAME*)")
+    ap.add_argument("--dynamic", action="store_true",
+                    help="also time each layer compiled with every size dynamic (NAME*d; NAME* has batch "
+                         "and channels dynamic, one graph per resolution: gp.compiler.SHAPES)")
     ap.add_argument("--floor", action="store_true",
                     help="also time the anchor with every norm-act an identity (free): the bound on what a "
                          "faster layer can save")
@@ -106,6 +111,7 @@ def main() -> None:
     if args.graph and args.steps <= WARMUP_STEPS:
         ap.error(f"--graph needs --steps above {WARMUP_STEPS}: the warm-up call must reach the capture")
     layers = ["reference"] + names + ([f"{n}*" for n in names] if args.compiled else [])
+    layers += [f"{n}*d" for n in names] if args.dynamic else []
     layers += ["free"] if args.floor else []
     layers += [f"{n}^" for n in layers] if args.graph else []
     print(f"device {device}, batch {batch}, preset {args.preset}; ratio = step time / reference BN-act step time")
@@ -116,7 +122,8 @@ def main() -> None:
     for anchor in anchors:
         timers = {}
         for name in layers:
-            base = name.rstrip("^").rstrip("*")
+            form = name.rstrip("^")
+            base = form.removesuffix("*d").removesuffix("*")
             if base == "reference":
                 norm_act = architectures.reference_norm_act(anchor.arch)
             elif base == "free":
@@ -125,8 +132,10 @@ def main() -> None:
                 norm_act = layer_factory(zoo.get(base))
             torch.manual_seed(0)
             model = architectures.create_arch(anchor.arch, norm_act, width=anchor.width).to(device)
-            if name.rstrip("^").endswith("*"):
-                compiler.use_compiled(model)
+            if form.endswith("*"):
+                compiler.use_compiled(model, shapes="per-resolution")
+            elif form.endswith("*d"):
+                compiler.use_compiled(model, shapes="dynamic")
             if device.type == "cuda":
                 model = model.to(memory_format=torch.channels_last)
             timer = graph_step_timer if name.endswith("^") else step_timer

@@ -48,7 +48,7 @@ from evaluation.hooks import (
     static_check,
 )
 from evaluation.result import EvalResult, Status
-from evaluation.train import Progress, Training, autocast, build_model, time_steps
+from evaluation.train import VAL_BATCH, Progress, Training, autocast, build_model, time_steps
 from gp import Genome, compiler, layer_factory, zoo
 from gp.compiler import use_compiled
 
@@ -255,10 +255,15 @@ class Evaluator:
     def _compile(self, runs: list[Training], clock: Stopwatch) -> None:
         """Switch every anchor's candidate layers to compiled code and compile it now, as its own
         ``compile`` stage: one training pass on a copy of each model (the copy shares the compiled
-        code; the model itself is untouched), and one validation pass unless ``COMPILE_EVAL`` is off."""
+        code; the model itself is untouched), and one validation pass unless ``COMPILE_EVAL`` is off.
+        The passes take a training batch and a validation batch of the sizes training and
+        validation use: Inductor's kernels guard on the batch size (below 17 images, say), and a
+        smaller warm-up batch would compile graphs that training never runs."""
         if all(run.step >= self.config.train.steps for run in runs):
             return
-        images, labels = self.data.augmenter.normalize(self.data.train.images[:8]), self.data.train.labels[:8]
+        n = min(self.config.train.batch_size, len(self.data.train))
+        images, labels = self.data.augmenter.normalize(self.data.train.images[:n]), self.data.train.labels[:n]
+        val_images = next(self.data.val_batches(VAL_BATCH), (None,))[0] if compiler.COMPILE_EVAL else None
         with clock("compile"):
             for run in runs:
                 use_compiled(run.ctx.model)
@@ -267,9 +272,9 @@ class Evaluator:
                 with autocast(self.device):
                     loss = F.cross_entropy(copy(images).float(), labels)
                 loss.backward()
-                if compiler.COMPILE_EVAL:
+                if val_images is not None:
                     with torch.no_grad(), autocast(self.device):
-                        copy.eval()(images)
+                        copy.eval()(val_images)
                 del copy
 
 

@@ -74,8 +74,12 @@ def autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
+VAL_BATCH = 500
+"""Images per validation batch."""
+
+
 @torch.no_grad()
-def accuracy(model: nn.Module, data: DeviceData, limit: int | None, batch_size: int = 500) -> float:
+def accuracy(model: nn.Module, data: DeviceData, limit: int | None, batch_size: int = VAL_BATCH) -> float:
     model.eval()
     correct, seen = torch.zeros((), dtype=torch.int64, device=data.device), 0
     for images, labels in data.val_batches(batch_size):

@@ -16,8 +16,11 @@ of every op and its guard. The generated code, printed by :attr:`GenomeLayer.cod
         t6 = gp_ops_max(t5, c1)
         return torch.addcmul(beta.to(dtype), t6, gamma.to(dtype)).expand_as(x)
 
-It takes tensors only (input, parameters, running estimates, constants), never the module, so one
-``torch.compile`` of a genome's code can serve every site of every network.
+It takes tensors only (input, parameters, running estimates, constants and, for group statistics,
+an empty tensor whose length is the group count), never the module, so one ``torch.compile`` of a
+genome's code serves every site of every network: by default batch size, channel count and group
+count are dynamic sizes and height and width static, which compiles one graph per resolution
+(:data:`SHAPES`).
 
 What generation removes, against walking the graph op by op:
 
@@ -68,13 +71,28 @@ the eager generated code and saves the second compilation per candidate; which i
 on how many validation passes a training has (``benchmarks/candidates_per_hour.py`` compares
 both: forms ``always`` and ``always-eval``)."""
 
+SHAPES = "per-resolution"
+"""How compiled layers treat tensor sizes (:data:`SHAPE_POLICIES`).
+
+- ``"per-resolution"`` (default): batch size and channel count are dynamic, height and width
+  static. One compiled graph per input resolution and mode (a CIFAR anchor has 4 or 5), shared by
+  every width and every anchor.
+- ``"dynamic"``: every size dynamic; one graph serves every site.
+
+Measured on this 2-core CPU (one thread, EvoNorm-B0 forward and backward, ``docs/results.md``
+§5e): the fully dynamic kernels run at 3.0-5.4x native BatchNorm+ReLU, the per-resolution ones
+at 0.75-1.4x. The fully dynamic graph compiles fewer times."""
+
+SHAPE_POLICIES = ("per-resolution", "dynamic")
+
 PARAMETERS = ("v0", "v1", "gamma", "beta")
 """The per-channel parameters of every genome layer, in the order the generated code takes them."""
 
 _BATCH_VALUE = {"mean": stats.mean, "sqmean": stats.sqmean}
+_STATISTIC = {"mean": stats.mean, "sqmean": stats.sqmean, "std": stats.std}
 
 
-# -- the two helpers that generated code calls for batch aggregates ----------------------------
+# -- the helpers that generated code calls for batch and group aggregates ----------------------
 
 
 def batch_statistic(a: torch.Tensor, running: torch.Tensor, statistic: str) -> torch.Tensor:
@@ -91,6 +109,15 @@ def batch_statistic(a: torch.Tensor, running: torch.Tensor, statistic: str) -> t
         # in the buffer's own dtype: float32 normally, bfloat16 after a whole-model .to(torch.bfloat16)
         running.lerp_(observed.detach().to(running.dtype).reshape(-1).expand(running.shape[0]), MOMENTUM)
     return out
+
+
+def group_statistic(a: torch.Tensor, groups: torch.Tensor, statistic: str) -> torch.Tensor:
+    """A statistic over channel groups, the group count read from ``groups.shape[0]`` (an empty
+    tensor the layer passes): compiled code then treats it as a size, instead of branching on the
+    channel count in :func:`gp.stats.group_count` and compiling once per channel-count class."""
+    # a node may not span the channels (a constant broadcast later): its own count, 1, applies
+    spans = a.dim() == 4 and a.shape[1] != 1
+    return _STATISTIC[statistic](a, "group", groups=groups.shape[0] if spans else None)
 
 
 def running_statistic(running: torch.Tensor, statistic: str, dtype: torch.dtype) -> torch.Tensor:
@@ -134,25 +161,35 @@ class Program:
         self.buffers: tuple[tuple[str, str], ...] = tuple(
             (_running_name(k), ops.OPS[n.op].statistic) for k, n in enumerate(genome.nodes)
             if ops.OPS[n.op].uses_batch)
+        self.grouped = any(ops.OPS[n.op].index_set == "group" for n in genome.nodes)
         self.train = _generate(genome, set(folded), self.slots, training=True)
         self.eval = _generate(genome, set(folded), self.slots, training=False)
         self._tensors: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, ...]] = {}
-        self._compiled: dict[bool, Callable[..., torch.Tensor]] = {}
+        self._groups: dict[tuple[int, torch.device], torch.Tensor] = {}
+        self._compiled: dict[tuple[bool, str], Callable[..., torch.Tensor]] = {}
         self.compile_error: str | None = None  # set when compilation failed: eager from then on
 
-    def compiled(self, training: bool) -> Callable[..., torch.Tensor]:
-        """``torch.compile`` of the code of one mode, with dynamic shapes, made on first use: one
-        compiled function for every site and width (compilation itself happens at the first call)."""
-        fn = self._compiled.get(training)
+    def compiled(self, training: bool, shapes: str = "per-resolution") -> Callable[..., torch.Tensor]:
+        """``torch.compile`` of the code of one mode, made on first use (compilation itself happens at
+        the first call). ``shapes`` is one of :data:`SHAPE_POLICIES`; with ``"per-resolution"`` the
+        caller marks the dynamic sizes (:func:`mark_dynamic_sizes`)."""
+        if shapes not in SHAPE_POLICIES:
+            raise ValueError(f"unknown shape policy {shapes!r}; valid: {', '.join(SHAPE_POLICIES)}")
+        fn = self._compiled.get((training, shapes))
         if fn is None:
             code = self.train if training else self.eval
-            compiled = torch.compile(code.forward, dynamic=True)
+            if shapes == "dynamic":
+                fn = torch.compile(code.forward, dynamic=True)
+                patch = {}
+            else:  # static but for the sizes marked dynamic at each call; never widened by Dynamo
+                fn = torch.compile(code.forward, dynamic=None)
+                patch = {"automatic_dynamic_shapes": False, "recompile_limit": RECOMPILE_LIMIT}
             # parameters are static-shaped by default, which pins C and recompiles per width; duck
             # sizing assumes sizes equal at the first call stay equal (C = H at one site, say) and
             # recompiles at the next site where they differ (12 s on a CPU, measured)
-            fn = torch._dynamo.config.patch(force_parameter_static_shapes=False)(compiled)
+            fn = torch._dynamo.config.patch(force_parameter_static_shapes=False, **patch)(fn)
             fn = torch.fx.experimental._config.patch(use_duck_shape=False)(fn)
-            self._compiled[training] = fn
+            self._compiled[(training, shapes)] = fn
         return fn
 
     def compile_failed(self, exc: Exception) -> None:
@@ -171,11 +208,44 @@ class Program:
             self._tensors[key] = found
         return found
 
+    def groups(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The ``groups`` argument of group aggregates: an empty tensor of shape (G, 0) for ``x``'s
+        channel count, made once per count and device; ``()`` when the genome has none."""
+        if not self.grouped:
+            return ()
+        key = (x.shape[1], x.device)
+        found = self._groups.get(key)
+        if found is None:
+            found = self._groups[key] = torch.empty(stats.group_count(x.shape[1]), 0, device=x.device)
+        return (found,)
+
     def __deepcopy__(self, memo) -> Program:
         return self
 
     def __reduce__(self):
         return program, (self.genome,)
+
+
+RECOMPILE_LIMIT = 16
+"""Compiled graphs kept per genome and mode under ``"per-resolution"`` (Dynamo's default is 8): a
+resolution, and Inductor's own guards on the batch size (its accumulator helper splits at 16 and
+at 4,096 elements), each add one. Past the limit a call runs the eager code, correctly."""
+
+
+def mark_dynamic_sizes(args: tuple[torch.Tensor, ...], n_buffers: int) -> None:
+    """Mark the batch and channel sizes of a generated layer's tensor arguments dynamic for this
+    call (``x``: dims 0 and 1; the per-channel parameters ``(1, C, 1, 1)``: dim 1; the running
+    estimates ``(C,)`` and the group count ``(G, 0)``: dim 0); height and width stay static."""
+    mark = torch._dynamo.maybe_mark_dynamic
+    x, params, buffers = args[0], args[1:1 + len(PARAMETERS)], args[1 + len(PARAMETERS):1 + len(PARAMETERS) + n_buffers]
+    mark(x, 0)
+    mark(x, 1)
+    for t in params:
+        mark(t, 1)
+    for t in buffers:
+        mark(t, 0)
+    for t in args[2 + len(PARAMETERS) + n_buffers:]:  # the group count, if any (after the constants)
+        mark(t, 0)
 
 
 @lru_cache(maxsize=1024)
@@ -192,6 +262,8 @@ def _generate(genome: Genome, folded: set[int], slots: dict[int, int], *, traini
     params = {name: graph.placeholder(name) for name in PARAMETERS}
     running = {k: graph.placeholder(_running_name(k)) for k, n in enumerate(genome.nodes) if ops.OPS[n.op].uses_batch}
     consts = graph.placeholder("constants")
+    grouped = any(ops.OPS[n.op].index_set == "group" for n in genome.nodes)
+    groups = graph.placeholder("groups") if grouped else None
     dtype = graph.create_node("call_function", getattr, (x, "dtype"), name="dtype")
     values: dict[int, fx.Node] = {0: x}
 
@@ -216,6 +288,9 @@ def _generate(genome: Genome, folded: set[int], slots: dict[int, int], *, traini
         elif op.uses_batch:
             args = (running[k], op.statistic, dtype)
             values[index] = graph.create_node("call_function", running_statistic, args, name=name)
+        elif op.index_set == "group":
+            args = (value(node.inputs[0]), groups, op.statistic)
+            values[index] = graph.create_node("call_function", group_statistic, args, name=name)
         else:
             values[index] = graph.create_node("call_function", op.fn, tuple(value(i) for i in node.inputs), name=name)
     gamma = graph.call_method("to", (params["gamma"], dtype))
@@ -253,6 +328,7 @@ class GenomeLayer(nn.Module):
         init_parameters(self, genome, num_features, device=device, dtype=dtype)
         self._program = program(self.genome)
         self.compiled = False  # True: run the torch.compile'd code (see use_compiled)
+        self.shapes: str | None = None  # the compiled code's shape policy; None: SHAPES
         # one running estimate per batch aggregate, named after its node: mean 0, var 1, E[x^2] 1
         for name, statistic in self._program.buffers:
             init = torch.zeros if statistic == "mean" else torch.ones
@@ -270,10 +346,14 @@ class GenomeLayer(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.num_features:
             raise ValueError(f"expected input (N, {self.num_features}, H, W), got {tuple(x.shape)}")
         p = self._program
-        args = (x, self.v0, self.v1, self.gamma, self.beta, *(self._buffers[n] for n, _ in p.buffers), p.tensors(x))
+        args = (x, self.v0, self.v1, self.gamma, self.beta, *(self._buffers[n] for n, _ in p.buffers), p.tensors(x),
+                *p.groups(x))
         if self.compiled and (self.training or COMPILE_EVAL) and p.compile_error is None:
+            shapes = self.shapes or SHAPES
             try:
-                return p.compiled(self.training)(*args)
+                if shapes == "per-resolution":
+                    mark_dynamic_sizes(args, len(p.buffers))
+                return p.compiled(self.training, shapes)(*args)
             except torch._dynamo.exc.TorchDynamoException as exc:  # compilation, not the candidate, failed
                 p.compile_failed(exc)
         return (p.train if self.training else p.eval).forward(*args)
@@ -284,15 +364,19 @@ def compile_layer(genome: Genome, num_features: int, *, device=None, dtype=None)
     return GenomeLayer(genome, num_features, device=device, dtype=dtype)
 
 
-def use_compiled(model: nn.Module, on: bool = True) -> int:
+def use_compiled(model: nn.Module, on: bool = True, *, shapes: str | None = None) -> int:
     """Run every genome layer of ``model`` through ``torch.compile`` in training mode (or back to
     eager code); returns how many layers were switched. Eval mode (validation) runs compiled
-    too unless :data:`COMPILE_EVAL` is off. Compiled code cannot be differentiated twice (the
+    too unless :data:`COMPILE_EVAL` is off. ``shapes`` is a policy of :data:`SHAPE_POLICIES`
+    (default: :data:`SHAPES` at each call). Compiled code cannot be differentiated twice (the
     stability test's double backward): switch after it. A compilation that fails falls back to
     eager code, with a warning, for that genome."""
+    if shapes is not None and shapes not in SHAPE_POLICIES:
+        raise ValueError(f"unknown shape policy {shapes!r}; valid: {', '.join(SHAPE_POLICIES)}")
     layers = [m for m in model.modules() if isinstance(m, GenomeLayer)]
     for m in layers:
         m.compiled = on
+        m.shapes = shapes
     return len(layers)
 
 

@@ -39,33 +39,35 @@ def _as_4d(t: torch.Tensor) -> torch.Tensor:
     return t.reshape((1,) * (4 - t.dim()) + tuple(t.shape))
 
 
-def _reduce(t: torch.Tensor, index_set: str, fn) -> torch.Tensor:
-    """Apply ``fn(tensor, dims)`` over ``index_set``; result broadcasts onto ``t``."""
+def _reduce(t: torch.Tensor, index_set: str, fn, groups: int | None = None) -> torch.Tensor:
+    """Apply ``fn(tensor, dims)`` over ``index_set``; result broadcasts onto ``t``. ``groups``
+    (the "group" set only) overrides :func:`group_count`: compiled code passes it as a size, so
+    that it need not branch on the channel count."""
     t4 = _as_4d(t).float()
     if index_set == "group":
         n, c, h, w = t4.shape
-        g = group_count(c)
+        g = group_count(c) if groups is None else groups
         out = fn(t4.reshape(n, g, c // g, h, w), (2, 3, 4))  # (N, G, 1, 1, 1)
         return out.reshape(n, g, 1, 1, 1).expand(n, g, c // g, 1, 1).reshape(n, c, 1, 1)
     return fn(t4, _DIMS[index_set])
 
 
-def mean(t: torch.Tensor, index_set: str) -> torch.Tensor:
+def mean(t: torch.Tensor, index_set: str, groups: int | None = None) -> torch.Tensor:
     """mu_I(t)."""
-    return _reduce(t, index_set, lambda a, d: a.mean(dim=d, keepdim=True)).to(t.dtype)
+    return _reduce(t, index_set, lambda a, d: a.mean(dim=d, keepdim=True), groups).to(t.dtype)
 
 
-def sqmean(t: torch.Tensor, index_set: str) -> torch.Tensor:
+def sqmean(t: torch.Tensor, index_set: str, groups: int | None = None) -> torch.Tensor:
     """mu_I(t^2), the second moment."""
-    return _reduce(t, index_set, lambda a, d: a.square().mean(dim=d, keepdim=True)).to(t.dtype)
+    return _reduce(t, index_set, lambda a, d: a.square().mean(dim=d, keepdim=True), groups).to(t.dtype)
 
 
-def variance(t: torch.Tensor, index_set: str, *, unbiased: bool = False) -> torch.Tensor:
+def variance(t: torch.Tensor, index_set: str, *, unbiased: bool = False, groups: int | None = None) -> torch.Tensor:
     """s^2_I(t), biased unless asked (running estimates use the unbiased one, as BatchNorm)."""
     correction = 1 if unbiased else 0
-    return _reduce(t, index_set, lambda a, d: torch.var(a, dim=d, keepdim=True, correction=correction))
+    return _reduce(t, index_set, lambda a, d: torch.var(a, dim=d, keepdim=True, correction=correction), groups)
 
 
-def std(t: torch.Tensor, index_set: str) -> torch.Tensor:
+def std(t: torch.Tensor, index_set: str, groups: int | None = None) -> torch.Tensor:
     """sqrt(s^2_I(t) + eps) with the biased variance."""
-    return torch.sqrt(variance(t, index_set) + EPS).to(t.dtype)
+    return torch.sqrt(variance(t, index_set, groups=groups) + EPS).to(t.dtype)

@@ -221,11 +221,29 @@ def test_step_budget_yardstick_is_the_reference_genome_through_the_same_compiler
 
 
 @pytest.mark.slow
-def test_survivors_train_compiled_after_the_quality_stage(two_anchors):
+def test_survivors_train_compiled_after_the_quality_stage(two_anchors, monkeypatch):
+    """...and the compile stage compiles every graph that training and validation then run: its
+    warm-up batches have their sizes (Inductor guards on the batch size)."""
+    from torch._dynamo.utils import counters
+
     cfg, data = two_anchors
-    compiled = Evaluator(_with(cfg, **{"train.compile": "survivors"}), data=data)(zoo.get("bn_relu"))
-    eager = Evaluator(cfg, data=data)(zoo.get("bn_relu"))
+    torch._dynamo.reset()
+    counters.clear()
+    after_stage = []
+    stage = Evaluator._compile
+
+    def counted(self, runs, clock):
+        stage(self, runs, clock)
+        after_stage.append(counters["stats"]["unique_graphs"])
+
+    monkeypatch.setattr(Evaluator, "_compile", counted)
+    # a batch above 16 images: Inductor's kernels guard there, so a smaller warm-up batch would miss it
+    compiled = Evaluator(_with(cfg, **{"train.compile": "survivors", "train.batch_size": 32}),
+                         data=data)(zoo.get("bn_relu"))
+    eager = Evaluator(_with(cfg, **{"train.batch_size": 32}), data=data)(zoo.get("bn_relu"))
     assert compiled.status is Status.OK and compiled.timings["compile"] > 0
+    assert after_stage and after_stage[0] > 0
+    assert counters["stats"]["unique_graphs"] == after_stage[0], "compiled after the compile stage"
     for anchor, accuracy in eager.accuracies.items():
         assert abs(compiled.accuracies[anchor] - accuracy) <= 0.1
 

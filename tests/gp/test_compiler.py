@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from gp import Genome, compile_layer, random_genome, zoo
+from gp import Genome, compile_layer, compiler, random_genome, zoo
 from gp.compiler import use_compiled
 from gp.interpreter import InterpretedLayer
 
@@ -219,12 +219,45 @@ def test_equal_sizes_at_the_first_site_do_not_pin_the_compiled_code(gen):
     counters.clear()
     for c, hw in ((16, 16), (32, 8)):
         layer = compile_layer(zoo.get("bn_relu"), c).train()
-        use_compiled(torch.nn.Sequential(layer))
+        use_compiled(torch.nn.Sequential(layer), shapes="dynamic")
         eager = copy.deepcopy(layer)
         eager.compiled = False
         x = torch.randn(2, c, hw, hw, generator=gen)
         torch.testing.assert_close(layer(x), eager(x), rtol=1e-4, atol=1e-4)
     assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["evonorm_b0", "evonorm_s0"])
+def test_one_graph_per_resolution_serves_every_batch_size_and_width(name, gen):
+    """The default shape policy: batch size and channels dynamic, height and width static. Sites
+    of one resolution share a compiled graph whatever their width, batch or group count (S0: 24,
+    32 and 24 groups); a new resolution compiles one more; outputs and running estimates match
+    the eager code."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    graphs = []
+    for n, c, hw in ((32, 48, 16), (24, 96, 16), (32, 144, 16), (32, 40, 8)):
+        layer = compile_layer(zoo.get(name), c).train()
+        use_compiled(torch.nn.Sequential(layer))
+        eager = copy.deepcopy(layer)
+        eager.compiled = False
+        x = torch.randn(n, c, hw, hw, generator=gen) * 2 + 1
+        torch.testing.assert_close(layer(x), eager(x), rtol=1e-4, atol=1e-4)
+        for (_, r), (_, e) in zip(layer.named_buffers(), eager.named_buffers(), strict=True):
+            torch.testing.assert_close(r, e, rtol=1e-5, atol=1e-6)
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs == [1, 1, 1, 2], graphs
+
+
+def test_unknown_shape_policy_is_refused():
+    layer = compile_layer(zoo.get("bn_relu"), 4)
+    with pytest.raises(ValueError, match="'static-ish'.*per-resolution"):
+        use_compiled(torch.nn.Sequential(layer), shapes="static-ish")
+    with pytest.raises(ValueError, match="'static-ish'"):
+        layer._program.compiled(True, "static-ish")
 
 
 def test_failed_compilation_falls_back_to_eager_code(gen):
@@ -238,7 +271,8 @@ def test_failed_compilation_falls_back_to_eager_code(gen):
     def broken(*args):
         raise TorchDynamoException("no compiler here")
 
-    layer._program._compiled[True] = broken
+    for shapes in compiler.SHAPE_POLICIES:
+        layer._program._compiled[(True, shapes)] = broken
     assert use_compiled(torch.nn.Sequential(layer)) == 1
     with pytest.warns(RuntimeWarning, match="torch.compile failed"):
         torch.testing.assert_close(layer(x), expected)
@@ -247,8 +281,6 @@ def test_failed_compilation_falls_back_to_eager_code(gen):
 
 
 def test_compiled_layers_validate_with_eager_code_when_told(gen, monkeypatch):
-    from gp import compiler
-
     genome = Genome.from_expression("div(x, std_batch(x))")
     layer = compile_layer(genome, 4)
     x = torch.randn(2, 4, 3, 3, generator=gen)
@@ -260,7 +292,7 @@ def test_compiled_layers_validate_with_eager_code_when_told(gen, monkeypatch):
             return (layer._program.train if training else layer._program.eval).forward(*args)
         return run
 
-    layer._program._compiled = {True: recorded(True), False: recorded(False)}
+    layer._program._compiled = {(t, compiler.SHAPES): recorded(t) for t in (True, False)}
     use_compiled(torch.nn.Sequential(layer))
     monkeypatch.setattr(compiler, "COMPILE_EVAL", False)
     layer.train()(x)
