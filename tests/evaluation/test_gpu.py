@@ -154,7 +154,7 @@ def test_evaluator_with_graph_captured_steps_passes_bn_relu_and_rejects_exp(cuda
 def test_evaluator_replays_compiled_layers(cuda_config, name):
     """``train.compile = survivors`` with ``train.cuda_graph``: after the quality stage the layers
     are compiled and the step captured again, so the rest of the training replays fused kernels.
-    S0's group statistic compiles once per class of channel counts (dynamic shapes)."""
+    One graph per resolution (batch, channels and S0's group count are dynamic sizes)."""
     cfg = override(cuda_config, **{"train.cuda_graph": True, "train.compile": "survivors"})
     ev = Evaluator(cfg)
     result = ev(zoo.get(name))
