@@ -9,7 +9,7 @@
 #           1, 2, 4 and 8 candidate workers sharing the GPU (executor_throughput.py; full
 #           training cut to 200 steps per anchor)
 #   speed   one norm-act site forward+backward (layer_speed.py) and anchor steps with compiled
-#           candidates (step_time.py --compiled)
+#           candidates under both shape policies (step_time.py --compiled --dynamic)
 #   tests   the tests marked gpu
 #   fast    the paper preset's whole BN-ReLU evaluation with replayed steps and compiled layers
 #           (train.compile=survivors: the rest of the training replays fused kernels), the GPU
@@ -88,8 +88,9 @@ if [[ $part == search || $part == all ]]; then
 fi
 if [[ $part == speed || $part == all ]]; then
     step layer_speed 60 python3 benchmarks/layer_speed.py --device cuda --shape 128,64,32,32 --dtype bfloat16 --channels-last
-    step step_time_compiled 90 python3 benchmarks/step_time.py --preset paper --device cuda --steps 20 --rounds 3 \
-        --layers bn_relu,evonorm_b0,evonorm_s0 --compiled
+    # NAME*: one compiled graph per resolution (the default); NAME*d: every size dynamic
+    step step_time_compiled 150 python3 benchmarks/step_time.py --preset paper --device cuda --steps 20 --rounds 3 \
+        --layers bn_relu,evonorm_b0,evonorm_s0 --compiled --dynamic
 fi
 if [[ $part == graph || $part == all ]]; then
     step step_time_graph 120 python3 benchmarks/step_time.py --preset paper --device cuda --steps 10 --rounds 3 \
