@@ -14,7 +14,9 @@ preset's evaluator, with its rejection checks, once per form:
 - ``survivors`` / ``always``: ``torch.compile`` of the generated code after the quality stage /
   before it (compile time included), training mode only, validation eager;
 - ``always-eval``: as ``always``, with validation compiled too (``gp.compiler.COMPILE_EVAL``,
-  the default).
+  the default);
+- ``always-dynamic``: as ``always-eval``, with every size dynamic (``gp.compiler.SHAPES =
+  "dynamic"``: one graph per genome and mode) instead of one graph per resolution.
 
 Forms are interleaved layer by layer, in reverse order every other layer: drift on a shared
 machine hits all of them alike, and the compiled kernels that gcc leaves in the on-disk cache
@@ -47,7 +49,7 @@ from gp.interpreter import InterpretedLayer  # noqa: E402
 from gp.space import SearchSpace  # noqa: E402
 from gp.variation import random_genome  # noqa: E402
 
-FORMS = ("interpreted", "eager", "survivors", "always", "always-eval")
+FORMS = ("interpreted", "eager", "survivors", "always", "always-eval", "always-dynamic")
 
 
 def interpreted_factory(genome: Genome, *, no_act: str = "affine"):
@@ -81,6 +83,13 @@ def form_of(name: str):
             yield
         finally:
             compiler.COMPILE_EVAL = True
+        return
+    if name == "always-dynamic":
+        compiler.SHAPES = "dynamic"
+        try:
+            yield
+        finally:
+            compiler.SHAPES = "per-resolution"
         return
     if name != "interpreted":
         yield
@@ -130,7 +139,7 @@ def main() -> None:
         base = cfgmod.override(base, **{"rejection.quality_threshold": 0.0})
     data = Evaluator(base).data
     policy = {"interpreted": "off", "eager": "off", "survivors": "survivors", "always": "always",
-              "always-eval": "always"}
+              "always-eval": "always", "always-dynamic": "always"}
     evaluators = {f: Evaluator(cfgmod.override(base, **{"train.compile": policy[f]}), data=data) for f in forms}
     layers = mix(args.random, args.seed)
     seconds = {f: 0.0 for f in forms}
