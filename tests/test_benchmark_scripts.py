@@ -2,9 +2,12 @@
 figures are in docs/results.md §1; here only that they run and print what they promise)."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from gp import Genome
 
@@ -54,3 +57,14 @@ def test_rejection_time_times_a_rejected_reference_again_without_the_quality_che
     assert "(ok;" in lines[first + 3] and "rest_phase" in lines[first + 3]
     curves = [line for line in lines[first + 4:] if line.startswith("BN-ReLU on ")]
     assert len(curves) == 3 and all("at step 4" in c and "at step 6" in c for c in curves)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shapes", ["per-resolution", "dynamic"])
+def test_layer_speed_times_the_evaluators_compiled_path(shapes):
+    """One tiny site, compiled as evaluations compile it under each shape policy: a row per layer
+    with a ratio for every form and a compile time."""
+    out = _run("benchmarks/layer_speed.py", "--shape", "4,8,4,4", "--rounds", "1", "--reps", "1",
+               "--layers", "evonorm_s0", "--shapes", shapes)
+    row = next(line for line in out.splitlines() if line.startswith("evonorm_s0"))
+    assert len(re.findall(r"\d+\.\d+x", row)) == 3 and float(row.split()[-1]) > 0, row
