@@ -52,6 +52,7 @@ class TrainConfig:
     eval_at: tuple[int, ...] = ()  # extra steps at which validation accuracy is recorded
     no_act: str = "affine"  # policy where a norm has no activation: affine | candidate | batchnorm
     compile: str = "off"  # torch.compile the candidate: off | survivors (after the quality stage) | always
+    compile_shapes: str = "per-resolution"  # compiled sizes: per-resolution (a graph per H, W) | dynamic (one graph)
     cuda_graph: bool = False  # CUDA only: replay each training step from a CUDA graph (evaluation/graphs.py)
 
 
@@ -147,6 +148,7 @@ ALGORITHMS = ("evolution", "random")
 CRITERIA = ("pareto", "average")
 NO_ACT = ("affine", "candidate", "batchnorm")
 COMPILE = ("off", "survivors", "always")
+COMPILE_SHAPES = ("per-resolution", "dynamic")  # gp.compiler.SHAPE_POLICIES (a test keeps them equal)
 _DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 
 
@@ -167,7 +169,8 @@ _RANGES: dict[type, dict[str, tuple[Callable, str]]] = {
                  "resolution": _at_least(4)},
     TrainConfig: {"steps": _at_least(1), "batch_size": _at_least(1), "lr": _POSITIVE, "warmup": _FRACTION,
                   "momentum": _FRACTION, "weight_decay": _at_least(0), "eval_at": _at_least(1),
-                  "no_act": _one_of(*NO_ACT), "compile": _one_of(*COMPILE)},
+                  "no_act": _one_of(*NO_ACT), "compile": _one_of(*COMPILE),
+                  "compile_shapes": _one_of(*COMPILE_SHAPES)},
     RejectionConfig: {"quality_step": _at_least(1), "quality_threshold": ((lambda v: 0 <= v <= 1), "in [0, 1]"),
                       "stability_steps": _at_least(0), "stability_threshold": _POSITIVE,
                       "stability_lr": _POSITIVE, "stability_batch": _at_least(1), "max_step_ratio": _at_least(0),

@@ -172,7 +172,7 @@ class Evaluator:
             factory = layer_factory(reference_genome(anchor.arch), no_act=self.config.train.no_act)
             model = build_model(anchor, factory, self.device, self.config.seed)
             # the budget is checked in the quality stage: compiled there only under "always"
-            use_compiled(model, self.config.train.compile == "always")
+            use_compiled(model, self.config.train.compile == "always", shapes=self.config.train.compile_shapes)
             self._baseline[anchor.arch] = time_steps(model, self.data, self.config.train, rej.timing_steps,
                                                      self.config.seed)
         return self._baseline[anchor.arch]
@@ -266,7 +266,7 @@ class Evaluator:
         val_images = next(self.data.val_batches(VAL_BATCH), (None,))[0] if compiler.COMPILE_EVAL else None
         with clock("compile"):
             for run in runs:
-                use_compiled(run.ctx.model)
+                use_compiled(run.ctx.model, shapes=self.config.train.compile_shapes)
                 run.recapture()
                 copy = deepcopy(run.ctx.model).train()
                 with autocast(self.device):

@@ -65,6 +65,7 @@ def test_override_and_dict_round_trip():
     ("train.momentum", 1.5, "train.momentum must be in [0, 1), got 1.5"),
     ("train.eval_at", (0, 5), "train.eval_at must be at least 1, got (0, 5)"),
     ("data.per_class", 0, "data.per_class must be at least 1, got 0"),
+    ("train.compile_shapes", "static", "train.compile_shapes must be one of per-resolution, dynamic, got 'static'"),
     ("rejection.quality_threshold", 2.0, "rejection.quality_threshold must be in [0, 1], got 2.0"),
     ("device", "gpu", "device must be auto, cpu, mps, cuda or cuda:N, got 'gpu'"),
     ("seed", 1.5, "seed must be an integer, got 1.5"),
@@ -117,3 +118,10 @@ def test_assignments_are_read_as_toml_values_and_bad_ones_named():
     assert cfg.train.steps == 7
     with pytest.raises(config.ConfigError, match="unknown key 'train.stepz'"):
         override(cfg, **parse_assignments(["train.stepz=7"]))
+
+
+def test_compile_shape_policies_are_the_compilers():
+    from gp import compiler
+
+    assert config.COMPILE_SHAPES == compiler.SHAPE_POLICIES
+    assert config.TrainConfig().compile_shapes == compiler.SHAPES

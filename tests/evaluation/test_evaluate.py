@@ -252,3 +252,19 @@ def test_unknown_compile_policy_is_refused():
     cfg = EvalConfig(train=TrainConfig(compile="sometimes"))
     with pytest.raises(ValueError, match="train.compile must be off, survivors, always, got 'sometimes'"):
         Evaluator(cfg)
+
+
+@pytest.mark.parametrize("shapes", ["per-resolution", "dynamic"])
+def test_compiled_candidates_take_the_configured_shape_policy(two_anchors, monkeypatch, shapes):
+    """``train.compile_shapes`` reaches every switch to compiled code (the candidate's and the step
+    budget's BN-ReLU yardstick). Recorded, not compiled: the compiled paths have slow tests."""
+    import evaluation.evaluate as evaluate_module
+
+    cfg, data = two_anchors
+    seen = []
+    monkeypatch.setattr(evaluate_module, "use_compiled",
+                        lambda model, on=True, *, shapes=None: seen.append((on, shapes)) or 0)
+    cfg = _with(cfg, **{"train.compile": "always", "train.compile_shapes": shapes, "rejection.max_step_ratio": 100.0})
+    result = Evaluator(cfg, data=data)(zoo.get("bn_relu"))
+    assert result.status is Status.OK
+    assert seen and {s for _, s in seen} == {shapes} and any(on for on, _ in seen), seen
