@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from search_dynamics import run_one, sign_test, sign_test_sooner  # noqa: E402
+from search_dynamics import MARGIN, run_one, sign_test, sign_test_sooner  # noqa: E402
 
 
 def main() -> None:
@@ -32,6 +32,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="processes (default %(default)s)")
     ap.add_argument("--screen", action="store_true", help="the baseline screens with the static probe too")
     ap.add_argument("--out", help="write the baseline's curves here (JSON)")
+    ap.add_argument("--margin", type=float, default=MARGIN,
+                    help="least difference of final bests that counts as a win (default %(default)s)")
     args = ap.parse_args()
     saved = json.loads(Path(args.curves).read_text())
     settings = saved["settings"] | {"random_require_x": True, "random_screen": args.screen}
@@ -54,8 +56,8 @@ def main() -> None:
             if key not in saved["curves"]:
                 continue
             evo = np.array(saved["curves"][key])
-            w, t, lo, p = sign_test(evo[:, -1], rx[:, -1])
-            ws, ts, ls, ps = sign_test_sooner(evo, rx)
+            w, t, lo, p = sign_test(evo[:, -1], rx[:, -1], args.margin)
+            ws, ts, ls, ps = sign_test_sooner(evo, rx, args.margin)
             print(f"{name:<10} {criterion:<8} {evo[:, -1].mean():.3f} / {plain[:, -1].mean():.3f} / "
                   f"{rx[:, -1].mean():.3f}   {evo[:, early - 1].mean():.3f}/{rx[:, early - 1].mean():.3f}   "
                   f"{w}/{t}/{lo}  {p:.4f}   {ws}/{ts}/{ls}  {ps:.4f}")

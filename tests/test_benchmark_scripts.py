@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gp import Genome
@@ -40,6 +41,22 @@ def test_search_dynamics_then_the_stronger_baseline(tmp_path):
         assert 0 < score <= 1 and Genome.from_expression(expression).expression() == expression
     strong = _run("benchmarks/stronger_baseline.py", str(plot.with_suffix(".json")), "--screen", "--workers", "1")
     assert "@40 evo/strong" in strong and len([ln for ln in strong.splitlines() if ln.startswith("bn_relu")]) == 2
+    recounted = _run("benchmarks/recount.py", str(plot.with_suffix(".json")), "--margin", "1e-3")
+    rows = [ln.split() for ln in recounted.splitlines() if ln.startswith("sd ")]
+    assert [r[1:3] for r in rows] == [["bn_relu", "pareto"], ["bn_relu", "average"]]
+    assert "of 2 target/criterion pairs" in recounted
+
+
+def test_a_margin_turns_near_equal_finals_into_ties_broken_by_who_got_there_first():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from search_dynamics import sign_test, sign_test_sooner
+
+    evo = np.array([[0.5, 0.9, 1.0], [0.2, 0.5, 0.9]])
+    rnd = np.array([[0.9, 0.9997, 0.9997], [0.1, 0.3, 0.95]])
+    assert sign_test(evo[:, -1], rnd[:, -1])[:3] == (1, 0, 1)  # 1.0 beats 0.9997 by default
+    assert sign_test(evo[:, -1], rnd[:, -1], 1e-3)[:3] == (0, 1, 1)  # a tie at a 1e-3 margin
+    assert sign_test_sooner(evo, rnd)[:3] == (1, 0, 1)
+    assert sign_test_sooner(evo, rnd, 1e-3)[:3] == (0, 0, 2)  # random search reached 0.9997 first
 
 
 def test_rejection_time_times_a_rejected_reference_again_without_the_quality_check(cifar_dir):
