@@ -57,8 +57,11 @@ def _dir_rank(spec: str) -> tuple[Path, int] | None:
     return Path(head), int(rank)
 
 
-def resolve(spec: str, *, tracking_uri: str | None = None, experiment: str = "evonorm") -> tuple[str, Genome]:
-    """(a short label, the genome) for ``spec``; the tracking store is opened only for RUN_ID:RANK."""
+def resolve(spec: str, *, tracking_uri: str | None = None, experiment: str = "evonorm",
+            tracker=None) -> tuple[str, Genome]:
+    """(a short label, the genome) for ``spec``. The tracking store is read only for RUN_ID:RANK:
+    through ``tracker`` (an open :class:`evaluation.tracking.Tracker`) when given, else a new
+    client of ``tracking_uri``."""
     spec = spec.strip()
     m, at_dir = RUN_RANK.fullmatch(spec), _dir_rank(spec)
     if at_dir is not None:
@@ -67,9 +70,10 @@ def resolve(spec: str, *, tracking_uri: str | None = None, experiment: str = "ev
     if m is None:
         genome = zoo.resolve(spec)
         return (spec if spec in zoo.names() else f"layer-{genome.key[:8]}"), genome
-    from evaluation.tracking import Tracker
+    if tracker is None:
+        from evaluation.tracking import Tracker
 
-    tracker = Tracker(tracking_uri, experiment)
+        tracker = Tracker(tracking_uri, experiment)
     run_id = tracker.resolve(m["run"])
     rank = int(m["rank"])
     return f"{run_id[:8]}-{rank}", _nth(ranked(tracker.history(run_id)), rank, spec, f"search {run_id}")

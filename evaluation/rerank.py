@@ -45,8 +45,7 @@ def rerank(tracker: Tracker, run: str, config: EvalConfig, *, top: int = 10, see
     if top < 0:
         raise ValueError(f"top must be 0 or more, got {top}")
     # a bad spec fails here, before any training
-    known = [resolve(spec, tracking_uri=tracker.uri, experiment=tracker.experiment)
-             for spec in dict.fromkeys(references)]
+    known = [resolve(spec, tracker=tracker) for spec in dict.fromkeys(references)]
     if Path(run).is_dir():  # a search directory (logged_history names one that is not)
         run_id, source, history = None, str(Path(run).resolve()), logged_history(run)
     else:

@@ -192,3 +192,7 @@ def test_run_rank_picks_the_ranked_layer_of_a_tracked_search(monkeypatch):
     assert label == "01234567-2" and genome == Genome.parse(history[0].genome)
     with pytest.raises(ValueError, match=r"rank must be in 1..2"):
         layers.resolve("latest:3")
+    # an open tracker is read through, without a second client (rerank passes its own)
+    given = FakeTracker(None, None)
+    monkeypatch.setattr(tracking, "Tracker", lambda *a: pytest.fail("opened a second tracking client"))
+    assert layers.resolve("latest:1", tracker=given)[1] == Genome.parse(history[1].genome)
