@@ -15,7 +15,7 @@ preset's evaluator, with its rejection checks, once per form:
   before it (compile time included), training mode only, validation eager;
 - ``always-eval``: as ``always``, with validation compiled too (``gp.compiler.COMPILE_EVAL``,
   the default);
-- ``always-dynamic``: as ``always-eval``, with every size dynamic (``gp.compiler.SHAPES =
+- ``always-dynamic``: as ``always-eval``, with every size dynamic (``train.compile_shapes =
   "dynamic"``: one graph per genome and mode) instead of one graph per resolution.
 
 Forms are interleaved layer by layer, in reverse order every other layer: drift on a shared
@@ -84,13 +84,6 @@ def form_of(name: str):
         finally:
             compiler.COMPILE_EVAL = True
         return
-    if name == "always-dynamic":
-        compiler.SHAPES = "dynamic"
-        try:
-            yield
-        finally:
-            compiler.SHAPES = "per-resolution"
-        return
     if name != "interpreted":
         yield
         return
@@ -140,7 +133,10 @@ def main() -> None:
     data = Evaluator(base).data
     policy = {"interpreted": "off", "eager": "off", "survivors": "survivors", "always": "always",
               "always-eval": "always", "always-dynamic": "always"}
-    evaluators = {f: Evaluator(cfgmod.override(base, **{"train.compile": policy[f]}), data=data) for f in forms}
+    settings = {f: {"train.compile": policy[f]} for f in forms}
+    if "always-dynamic" in settings:
+        settings["always-dynamic"]["train.compile_shapes"] = "dynamic"
+    evaluators = {f: Evaluator(cfgmod.override(base, **settings[f]), data=data) for f in forms}
     layers = mix(args.random, args.seed)
     seconds = {f: 0.0 for f in forms}
     verdicts: dict[str, dict[str, str]] = {f: {} for f in forms}

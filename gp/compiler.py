@@ -85,6 +85,12 @@ at 0.75-1.4x. The fully dynamic graph compiles fewer times."""
 
 SHAPE_POLICIES = ("per-resolution", "dynamic")
 
+
+def _check_shapes(shapes: str) -> None:
+    if shapes not in SHAPE_POLICIES:
+        raise ValueError(f"unknown shape policy {shapes!r}; valid: {', '.join(SHAPE_POLICIES)}")
+
+
 PARAMETERS = ("v0", "v1", "gamma", "beta")
 """The per-channel parameters of every genome layer, in the order the generated code takes them."""
 
@@ -162,19 +168,18 @@ class Program:
             (_running_name(k), ops.OPS[n.op].statistic) for k, n in enumerate(genome.nodes)
             if ops.OPS[n.op].uses_batch)
         self.grouped = any(ops.OPS[n.op].index_set == "group" for n in genome.nodes)
-        self.train = _generate(genome, set(folded), self.slots, training=True)
-        self.eval = _generate(genome, set(folded), self.slots, training=False)
+        self.train = _generate(genome, set(folded), self.slots, self.grouped, training=True)
+        self.eval = _generate(genome, set(folded), self.slots, self.grouped, training=False)
         self._tensors: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, ...]] = {}
         self._groups: dict[tuple[int, torch.device], torch.Tensor] = {}
         self._compiled: dict[tuple[bool, str], Callable[..., torch.Tensor]] = {}
         self.compile_error: str | None = None  # set when compilation failed: eager from then on
 
-    def compiled(self, training: bool, shapes: str = "per-resolution") -> Callable[..., torch.Tensor]:
+    def compiled(self, training: bool, shapes: str) -> Callable[..., torch.Tensor]:
         """``torch.compile`` of the code of one mode, made on first use (compilation itself happens at
         the first call). ``shapes`` is one of :data:`SHAPE_POLICIES`; with ``"per-resolution"`` the
         caller marks the dynamic sizes (:func:`mark_dynamic_sizes`)."""
-        if shapes not in SHAPE_POLICIES:
-            raise ValueError(f"unknown shape policy {shapes!r}; valid: {', '.join(SHAPE_POLICIES)}")
+        _check_shapes(shapes)
         fn = self._compiled.get((training, shapes))
         if fn is None:
             code = self.train if training else self.eval
@@ -254,15 +259,16 @@ def program(genome: Genome) -> Program:
     return Program(genome)
 
 
-def _generate(genome: Genome, folded: set[int], slots: dict[int, int], *, training: bool) -> fx.GraphModule:
+def _generate(genome: Genome, folded: set[int], slots: dict[int, int], grouped: bool, *,
+              training: bool) -> fx.GraphModule:
     """One graph: a statement per node not ``folded``; the folded values it reads come from
-    ``slots`` of its ``constants`` argument; then the affine."""
+    ``slots`` of its ``constants`` argument; a last argument ``groups`` when ``grouped`` (the
+    genome has group statistics); then the affine."""
     graph = fx.Graph()
     x = graph.placeholder("x")
     params = {name: graph.placeholder(name) for name in PARAMETERS}
     running = {k: graph.placeholder(_running_name(k)) for k, n in enumerate(genome.nodes) if ops.OPS[n.op].uses_batch}
     consts = graph.placeholder("constants")
-    grouped = any(ops.OPS[n.op].index_set == "group" for n in genome.nodes)
     groups = graph.placeholder("groups") if grouped else None
     dtype = graph.create_node("call_function", getattr, (x, "dtype"), name="dtype")
     values: dict[int, fx.Node] = {0: x}
@@ -371,8 +377,8 @@ def use_compiled(model: nn.Module, on: bool = True, *, shapes: str | None = None
     (default: :data:`SHAPES` at each call). Compiled code cannot be differentiated twice (the
     stability test's double backward): switch after it. A compilation that fails falls back to
     eager code, with a warning, for that genome."""
-    if shapes is not None and shapes not in SHAPE_POLICIES:
-        raise ValueError(f"unknown shape policy {shapes!r}; valid: {', '.join(SHAPE_POLICIES)}")
+    if shapes is not None:
+        _check_shapes(shapes)
     layers = [m for m in model.modules() if isinstance(m, GenomeLayer)]
     for m in layers:
         m.compiled = on
