@@ -9,8 +9,12 @@ generator that read x (seeded: the same mix every run). Each is evaluated in ful
 preset's evaluator, with its rejection checks, once per form:
 
 - ``interpreted``: the op-by-op layer networks used before code generation
-  (:class:`gp.interpreter.InterpretedLayer`), the "before" of issue 9;
-- ``eager``: today's generated code (``train.compile = "off"``);
+  (:class:`gp.interpreter.InterpretedLayer`), with the anchors' quality stages in the listed
+  order: the "before" of issue 9;
+- ``eager``: today's generated code (``train.compile = "off"``), with the anchors' quality stages
+  in the fail-first order (``rejection.anchor_order``, the default);
+- ``listed``: as ``eager``, with the quality stages in the listed order
+  (``rejection.anchor_order = "config"``);
 - ``survivors`` / ``always``: ``torch.compile`` of the generated code after the quality stage /
   before it (compile time included), training mode only, validation eager;
 - ``always-eval``: as ``always``, with validation compiled too (``gp.compiler.COMPILE_EVAL``,
@@ -49,7 +53,7 @@ from gp.interpreter import InterpretedLayer  # noqa: E402
 from gp.space import SearchSpace  # noqa: E402
 from gp.variation import random_genome  # noqa: E402
 
-FORMS = ("interpreted", "eager", "survivors", "always", "always-eval", "always-dynamic")
+FORMS = ("interpreted", "eager", "listed", "survivors", "always", "always-eval", "always-dynamic")
 
 
 def interpreted_factory(genome: Genome, *, no_act: str = "affine"):
@@ -131,9 +135,11 @@ def main() -> None:
     if args.no_quality:
         base = cfgmod.override(base, **{"rejection.quality_threshold": 0.0})
     data = Evaluator(base).data
-    policy = {"interpreted": "off", "eager": "off", "survivors": "survivors", "always": "always",
+    policy = {"interpreted": "off", "eager": "off", "listed": "off", "survivors": "survivors", "always": "always",
               "always-eval": "always", "always-dynamic": "always"}
     settings = {f: {"train.compile": policy[f]} for f in forms}
+    for f in {"interpreted", "listed"} & set(forms):
+        settings[f]["rejection.anchor_order"] = "config"
     if "always-dynamic" in settings:
         settings["always-dynamic"]["train.compile_shapes"] = "dynamic"
     evaluators = {f: Evaluator(cfgmod.override(base, **settings[f]), data=data) for f in forms}
@@ -151,7 +157,8 @@ def main() -> None:
             seconds[f] += took
             verdict = result.status if result.stage is None else f"{result.status} ({result.stage})"
             verdicts[f][name] = verdict
-            print(f"  {name:<11} {f:<12} {took:7.1f} s  {verdict}", flush=True)
+            where = f" on {result.anchor}, step {result.step}" if result.anchor else ""
+            print(f"  {name:<11} {f:<12} {took:7.1f} s  {verdict}{where}", flush=True)
     print(f"\n{'form':<12} {'seconds':>8} {'cand/hour':>10} {'vs interp':>10} {'vs eager':>9}")
     for f in forms:
         rate = 3600 * len(layers) / seconds[f]

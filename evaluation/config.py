@@ -67,6 +67,7 @@ class RejectionConfig:
     max_step_ratio: float = 10.0  # reject when a step is this many times slower than BN-ReLU's (0 disables)
     timing_steps: int = 5  # steps timed (after one warm-up step) for that comparison
     max_seconds: float = 0.0  # wall-clock limit of one candidate's whole evaluation, a "budget" rejection (0: off)
+    anchor_order: str = "fail-first"  # quality stage: anchors that rejected most so far first | config (as listed)
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ ALGORITHMS = ("evolution", "random")
 CRITERIA = ("pareto", "average")
 NO_ACT = ("affine", "candidate", "batchnorm")
 COMPILE = ("off", "survivors", "always")
+ANCHOR_ORDERS = ("fail-first", "config")
 COMPILE_SHAPES = ("per-resolution", "dynamic")  # gp.compiler.SHAPE_POLICIES (a test keeps them equal)
 _DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 
@@ -175,7 +177,8 @@ _RANGES: dict[type, dict[str, tuple[Callable, str]]] = {
                       "stability_steps": _at_least(0), "stability_threshold": _POSITIVE,
                       "stability_lr": _POSITIVE, "stability_batch": _at_least(1), "max_step_ratio": _at_least(0),
                       "timing_steps": _at_least(1), "max_seconds": ((lambda v: 0 <= v < math.inf), "0 (off) or a "
-                                                                   "positive number of seconds")},
+                                                                   "positive number of seconds"),
+                      "anchor_order": _one_of(*ANCHOR_ORDERS)},
     EvalConfig: {"device": ((lambda v: _DEVICE.fullmatch(v) is not None), "auto, cpu, mps, cuda or cuda:N"),
                  "seed": _at_least(0)},
     SearchConfig: {"algorithm": _one_of(*ALGORITHMS), "criterion": _one_of(*CRITERIA),

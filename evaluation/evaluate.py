@@ -3,7 +3,13 @@
 1. the static probe (once, before any network is built);
 2. the stability test on every anchor;
 3. the first ``quality_step`` training steps on every anchor, with the quality, loss and step-time
-   checks, so a layer rejected there costs at most K x ``quality_step`` steps;
+   checks, so a layer rejected there costs at most K x ``quality_step`` steps. With
+   ``rejection.anchor_order = "fail-first"`` (the default) the anchors train in the order that
+   minimises the expected cost of this stage, from what this evaluator has seen so far (see
+   :func:`fail_first`): an anchor that rejects often and trains cheaply goes first. Each anchor's
+   training keeps its own random state, so the order changes no score and no verdict but the wall
+   clock's (``rejection.max_seconds``): only which anchor a layer rejected by several is recorded
+   against, and the time it took;
 4. only then the rest of the training on each anchor, resumed from where step 3 left it (same
    model, optimiser, schedule, batch order and random state: a passing layer's scores are those of
    one uninterrupted training per anchor).
@@ -29,8 +35,9 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from copy import deepcopy
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -141,9 +148,41 @@ def load_data(config: EvalConfig, device: torch.device, *, test: bool = False) -
     return datamod.DeviceData(train, val, device)
 
 
+@dataclass
+class AnchorRecord:
+    """One anchor's quality stages in an evaluator: how many ran to a verdict, how many rejected
+    the candidate, and the seconds they took."""
+
+    attempts: int = 0
+    rejections: int = 0
+    seconds: float = 0.0
+
+    def add(self, rejected: bool, seconds: float) -> None:
+        self.attempts += 1
+        self.rejections += rejected
+        self.seconds += seconds
+
+
+def fail_first(records: Sequence[AnchorRecord]) -> list[int]:
+    """The order of anchor indices that minimises the expected cost of a quality stage, taking
+    the anchors' verdicts as independent (Smith's rule for sequential tests): ascending mean
+    seconds over rejection probability, the probability estimated as (rejections + 1) /
+    (attempts + 2). Anchors with no verdict yet come last, as listed: with no record at all this
+    is the listed order."""
+
+    def key(i: int) -> tuple[int, float]:
+        r = records[i]
+        if not r.attempts:
+            return 1, i
+        return 0, (r.seconds / r.attempts) * (r.attempts + 2) / (r.rejections + 1)
+
+    return sorted(range(len(records)), key=key)
+
+
 class Evaluator:
     """Evaluates candidates under one config; keeps the data on the device and BN-ReLU's step
-    times between candidates, so a worker pays for them once."""
+    times between candidates, so a worker pays for them once, and each anchor's quality verdicts,
+    which order the anchors of the next candidates' quality stage (:func:`fail_first`)."""
 
     def __init__(self, config: EvalConfig, *, hooks: list[Hook] | None = None, progress: Progress | None = None,
                  data: datamod.DeviceData | None = None) -> None:
@@ -154,6 +193,13 @@ class Evaluator:
         self.progress = progress
         self._data = data
         self._baseline: dict[str, float] = {}
+        self.quality = [AnchorRecord() for _ in config.anchors]  # per anchor: its quality stages so far
+
+    def quality_order(self) -> list[int]:
+        """Anchor indices in the order the quality stage trains them (``rejection.anchor_order``)."""
+        if self.config.rejection.anchor_order == "config":
+            return list(range(len(self.quality)))
+        return fail_first(self.quality)
 
     @property
     def data(self) -> datamod.DeviceData:
@@ -239,15 +285,24 @@ class Evaluator:
         for phase, until in (("quality_phase", q), ("rest_phase", cfg.train.steps)):
             if cfg.train.compile == {"quality_phase": "always", "rest_phase": "survivors"}[phase]:
                 self._compile(runs, clock)
-            for run in runs:  # every anchor to the quality step, then every anchor to the end
+            # every anchor to the quality step, then every anchor to the end
+            for index in self.quality_order() if phase == "quality_phase" else range(len(runs)):
+                run = runs[index]
                 if run.step >= min(until, cfg.train.steps):
                     continue
                 state["anchor"] = run.ctx.anchor
+                started, verdict = time.perf_counter(), None
                 try:
                     with clock(phase):
                         run.advance(until)
+                    verdict = False
+                except CandidateRejected as r:
+                    verdict = r.stage != "budget" or None  # the wall clock's verdict is not the anchor's
+                    raise
                 finally:
                     state["step"] = run.step
+                    if phase == "quality_phase" and verdict is not None:
+                        self.quality[index].add(verdict, time.perf_counter() - started)
         for run in runs:
             curves[run.ctx.anchor] = run.curve
             accuracies[run.ctx.anchor] = run.curve[cfg.train.steps]

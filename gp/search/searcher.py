@@ -337,11 +337,13 @@ class Evolution(Searcher):
     Genomes are kept at ``space.max_nodes`` nodes (random ones padded with dead nodes), so that
     any graph of the space stays reachable from every lineage (see :mod:`gp.variation`).
 
-    Two options for studies, off by default because their pilots on the surrogate were within
-    noise (docs/results.md §1.0): ``crossover`` is the share of children grafted from the winners
-    of two tournaments (:func:`gp.variation.crossover_step`) instead of mutated; ``parsimony``
-    lets only the smallest live graph of tournament members with the same scores compete.
-    With both off, the random stream is the one the search drew before they existed.
+    Three options for studies, off by default because their pilots on the surrogate were within
+    noise (docs/results.md §1.0, Tuning): ``crossover`` is the share of children grafted from the
+    winners of two tournaments (:func:`gp.variation.crossover_step`) instead of mutated;
+    ``parsimony`` lets only the smallest live graph of tournament members with the same scores
+    compete; ``elite`` is the share of children whose parent is the criterion's winner over every
+    candidate evaluated so far, aged out or not, instead of a tournament's.
+    With all three off, the random stream is the one the search drew before they existed.
     """
 
     kind = "evolution"
@@ -350,7 +352,7 @@ class Evolution(Searcher):
                  seed_layers: Sequence[str] = (), window_rejected: bool = False, mutation: str = "indel",
                  mutation_repeat: float = 0.5, immigration: float = 0.0, flat_tournament: str = "random",
                  require_x: bool = True, min_window: int | None = None, screen: bool = True, crossover: float = 0.0,
-                 parsimony: bool = False, **kwargs) -> None:
+                 parsimony: bool = False, elite: float = 0.0, **kwargs) -> None:
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
         if not 1 <= tournament_size <= population_size:
@@ -377,6 +379,9 @@ class Evolution(Searcher):
             raise ValueError(f"crossover must be in [0, 1), got {crossover}")
         self.crossover = crossover
         self.parsimony = parsimony
+        if not 0.0 <= elite < 1.0:
+            raise ValueError(f"elite must be in [0, 1), got {elite}")
+        self.elite = elite
         if flat_tournament not in FLAT_TOURNAMENT:
             raise ValueError(f"unknown flat_tournament {flat_tournament!r}; valid: {', '.join(FLAT_TOURNAMENT)}")
         self.flat_tournament = flat_tournament
@@ -393,7 +398,7 @@ class Evolution(Searcher):
                 "mutation_repeat": self.mutation_repeat, "require_x": self.require_x,
                 "immigration": self.immigration, "flat_tournament": self.flat_tournament,
                 "min_window": self.min_window, "screen": self.screen, "crossover": self.crossover,
-                "parsimony": self.parsimony}
+                "parsimony": self.parsimony} | ({"elite": self.elite} if self.elite else {})
 
     def state(self) -> dict:
         return super().state() | {"seeded": self._seeded}
@@ -417,7 +422,7 @@ class Evolution(Searcher):
             return self._random(), None
         if self.immigration and self.rng.random() < self.immigration:
             return self._random(), None  # a random immigrant keeps random search's reach
-        winner = self._tournament()
+        winner = self._best() if self.elite and self.rng.random() < self.elite else self._tournament()
         if winner is None:
             return self._random(), None
         parent = pad(Genome.parse(winner.genome), self.space.max_nodes, self.rng, self.space)
@@ -427,6 +432,14 @@ class Evolution(Searcher):
             if child.key not in (parent.key, donor.key):
                 return child, winner.key
         return mutate(parent, self.rng, self.space, step=self.mutation, repeat=self.mutation_repeat), winner.key
+
+    def _best(self) -> Record | None:
+        """The criterion's winner over every candidate evaluated so far, aged out or not (``elite``)."""
+        eligible = [r for r in self.history if r.objectives is not None]
+        if not eligible:
+            return None
+        scores = np.array([r.objectives for r in eligible], dtype=float)
+        return eligible[CRITERIA[self.criterion](scores, self.rng)]
 
     def _tournament(self) -> Record | None:
         """The winner of a tournament of the window, or None when it holds no information (no

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from evaluation.config import AnchorConfig, DataConfig, EvalConfig, RejectionConfig, TrainConfig
-from evaluation.evaluate import Evaluator, evaluate
+from evaluation.evaluate import AnchorRecord, Evaluator, evaluate, fail_first
 from evaluation.hooks import CandidateRejected, Hook, is_out_of_memory
 from evaluation.result import EvalResult, Status
 from gp import Genome, zoo
@@ -200,6 +200,54 @@ def test_rejection_at_quality_on_the_last_anchor_costs_only_quality_steps(two_an
     trained = [e for e in recorder.events if e[0] == "step"]
     assert len(trained) == 2 * cfg.rejection.quality_step  # K x quality_step, not a full training
     assert "rest_phase" not in result.timings
+
+
+def test_fail_first_orders_by_mean_cost_over_rejection_odds():
+    assert fail_first([AnchorRecord(), AnchorRecord(), AnchorRecord()]) == [0, 1, 2]  # nothing known: as listed
+    # anchor 1 rejects 9 of 10 at 2 s; anchor 0 rejects 1 of 10 at 1 s; anchor 2 never ran to a verdict
+    records = [AnchorRecord(10, 1, 10.0), AnchorRecord(10, 9, 20.0), AnchorRecord()]
+    assert fail_first(records) == [1, 0, 2]  # 2 s / 0.83 before 1 s / 0.17
+    records[1] = AnchorRecord(10, 9, 200.0)  # ... unless it costs far more: 20 s / 0.83 after 6 s
+    assert fail_first(records) == [0, 1, 2]
+
+
+def test_the_anchor_that_rejects_trains_first_and_the_order_changes_no_score(two_anchors):
+    cfg, data = two_anchors
+    recorder = Recorder(reject_at=("mobilenetv2", 3))
+    ev = Evaluator(cfg, hooks=[recorder], data=data)
+    assert ev(zoo.get("bn_relu")).anchor == "mobilenetv2"  # ResNet-50 trained first: nothing known yet
+    assert [(r.attempts, r.rejections) for r in ev.quality] == [(1, 0), (1, 1)]
+    assert all(r.seconds > 0 for r in ev.quality)
+    for order, first_trained, steps in (("fail-first", "mobilenetv2", 3), ("config", "resnet50", 6)):
+        ev = Evaluator(_with(cfg, **{"rejection.anchor_order": order}), hooks=[recorder], data=data)
+        ev.quality = [AnchorRecord(5, 0, 5.0), AnchorRecord(5, 5, 5.0)]  # mobilenetv2 rejects every layer
+        recorder.events.clear()
+        again = ev(zoo.get("bn_relu"))
+        assert again.status is Status.REJECTED and (again.anchor, again.step) == ("mobilenetv2", 3)
+        trained = [e[1:] for e in recorder.events if e[0] == "step"]
+        assert trained[0] == (first_trained, 1) and len(trained) == steps, order  # ResNet-50's steps saved, or not
+    # a layer that passes gets the same scores in either order: each anchor keeps its random state
+    swapped = Evaluator(cfg, data=data)
+    swapped.quality = [AnchorRecord(5, 0, 5.0), AnchorRecord(5, 5, 5.0)]
+    assert swapped.quality_order() == [1, 0]
+    a, b = swapped(zoo.get("bn_relu")), Evaluator(cfg, data=data)(zoo.get("bn_relu"))
+    assert a.status is Status.OK and a.accuracies == b.accuracies and a.curves == b.curves
+
+
+class OutOfTime(Hook):
+    """Rejects at stage ``budget`` in the middle of one anchor's training, as the wall clock does."""
+
+    def after_step(self, ctx, step, loss):
+        if (ctx.anchor, step) == ("mobilenetv2", 2):
+            raise CandidateRejected("wall-clock limit reached", "budget")
+
+
+def test_a_wall_clock_rejection_is_not_counted_against_an_anchor(two_anchors):
+    cfg, data = two_anchors
+    ev = Evaluator(cfg, hooks=[OutOfTime()], data=data)
+    result = ev(zoo.get("bn_relu"))
+    assert (result.stage, result.anchor, result.step) == ("budget", "mobilenetv2", 2)
+    assert [(r.attempts, r.rejections) for r in ev.quality] == [(1, 0), (0, 0)]  # ResNet-50 passed; no verdict
 
 
 def test_training_in_stages_gives_what_one_run_gives(two_anchors):

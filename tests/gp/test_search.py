@@ -180,6 +180,34 @@ def test_crossover_makes_a_share_of_the_children_and_the_run_round_trips(surroga
         Evolution(10, 3, crossover=1.0)
 
 
+def test_elite_children_descend_from_the_best_so_far_even_after_it_aged_out(surrogate):
+    for criterion in ("average", "pareto"):
+        ev = Evolution(10, 3, criterion, seed=5, elite=0.5)
+        ev.run(surrogate, 120)
+        children = [r for r in ev.history[10:] if r.parent is not None]
+        by_key = {r.key: r for r in ev.history}
+        # a parent outside the window at its child's birth was drawn as the elite
+        elite_parents = set()
+        for r in children:
+            born = r.ordinal
+            window = [o for o in range(born) if ev.history[o].objectives is not None][-10:]
+            if by_key[r.parent].ordinal not in window:
+                elite_parents.add(r.parent)
+                earlier = [e for e in ev.history[:born] if e.objectives is not None]
+                parent = np.array(by_key[r.parent].objectives)
+                if criterion == "average":
+                    assert parent.mean() == max(np.mean(e.objectives) for e in earlier)
+                else:  # nothing evaluated before the child dominates its parent
+                    assert not any(_dominated(parent, np.array(e.objectives)) for e in earlier)
+        assert elite_parents, criterion
+        resumed = Searcher.from_state(json.loads(json.dumps(ev.state())))
+        assert resumed.elite == 0.5 and resumed.state() == ev.state()
+    plain = Evolution(10, 3, seed=5)
+    assert "elite" not in plain.state()["params"]  # states written without it replay unchanged
+    with pytest.raises(ValueError, match="elite must be in"):
+        Evolution(10, 3, elite=1.0)
+
+
 def test_parsimony_lets_only_the_smallest_of_equal_scorers_compete():
     def fill(ev):
         for _ in range(6):  # four tied at the top, two below
