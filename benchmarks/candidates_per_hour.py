@@ -4,8 +4,9 @@ run, measured side by side in one run.
     python benchmarks/candidates_per_hour.py --data ../shared/data/cifar10 [--preset fast]
         [--forms interpreted,eager,survivors,always] [--random 5] [--seed 0] [--threads N]
 
-The mix: BN-ReLU, EvoNorm-B0 and EvoNorm-S0, and ``--random`` random graphs of the paper's
-generator that read x (seeded: the same mix every run). Each is evaluated in full by the
+The mix: BN-ReLU, EvoNorm-B0 and EvoNorm-S0, ``--random`` random graphs of the paper's
+generator that read x, and ``--mutants`` children of the three zoo layers (seeded: the same mix
+every run). Each is evaluated in full by the
 preset's evaluator, with its rejection checks, once per form:
 
 - ``interpreted``: the op-by-op layer networks used before code generation
@@ -48,10 +49,11 @@ import evaluation.evaluate as evaluate_module  # noqa: E402
 from evaluation import config as cfgmod  # noqa: E402
 from evaluation.evaluate import Evaluator  # noqa: E402
 from gp import Affine, compiler, layer_factory, zoo  # noqa: E402
+from gp.checks import static_problem  # noqa: E402
 from gp.genome import Genome  # noqa: E402
 from gp.interpreter import InterpretedLayer  # noqa: E402
 from gp.space import SearchSpace  # noqa: E402
-from gp.variation import random_genome  # noqa: E402
+from gp.variation import mutate, pad, random_genome  # noqa: E402
 
 FORMS = ("interpreted", "eager", "listed", "survivors", "always", "always-eval", "always-dynamic")
 
@@ -99,14 +101,29 @@ def form_of(name: str):
         evaluate_module.layer_factory = saved
 
 
-def mix(n_random: int, seed: int) -> list[tuple[str, Genome]]:
+ZOO_MIX = ("bn_relu", "evonorm_b0", "evonorm_s0")
+
+
+def mix(n_random: int, seed: int, n_mutants: int = 0) -> list[tuple[str, Genome]]:
+    """The zoo layers, ``n_random`` random graphs that read x, then ``n_mutants`` children of the
+    zoo layers in turn, made as evolution makes them (indel steps, repeated with probability 1/2)
+    and kept only if they pass the static probe, as evolution's screened proposals do: the layers a
+    search evaluates once it has found good ones."""
     rng = np.random.default_rng(seed)
-    layers = [(name, zoo.get(name)) for name in ("bn_relu", "evonorm_b0", "evonorm_s0")]
+    layers = [(name, zoo.get(name)) for name in ZOO_MIX]
     space = SearchSpace()
     while len(layers) < 3 + n_random:
         genome = random_genome(rng, space)
         if genome.reads_x:
             layers.append((f"random{len(layers) - 3}", genome))
+    made = 0
+    while made < n_mutants:
+        name = ZOO_MIX[made % len(ZOO_MIX)]
+        parent = pad(zoo.get(name), space.max_nodes, rng, space)
+        child = mutate(parent, rng, space, step="indel", repeat=0.5)
+        if child.key != zoo.get(name).key and not static_problem(child):
+            layers.append((f"{name.removeprefix('evonorm_')}-mut{made}", child))
+            made += 1
     return layers
 
 
@@ -116,7 +133,9 @@ def main() -> None:
     ap.add_argument("--preset", default="fast", help="evaluation preset (default %(default)s)")
     ap.add_argument("--forms", default=",".join(FORMS), help="forms to compare (default %(default)s)")
     ap.add_argument("--random", type=int, default=5, help="random graphs in the mix (default %(default)s)")
-    ap.add_argument("--seed", type=int, default=0, help="seeds the random graphs (default %(default)s)")
+    ap.add_argument("--mutants", type=int, default=0,
+                    help="children of the zoo layers added to the mix, as a search makes them (default %(default)s)")
+    ap.add_argument("--seed", type=int, default=0, help="seeds the random graphs and mutants (default %(default)s)")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     ap.add_argument("--no-quality", action="store_true",
                     help="turn the quality check off, so every form trains every layer that is not rejected earlier: "
@@ -143,7 +162,7 @@ def main() -> None:
     if "always-dynamic" in settings:
         settings["always-dynamic"]["train.compile_shapes"] = "dynamic"
     evaluators = {f: Evaluator(cfgmod.override(base, **settings[f]), data=data) for f in forms}
-    layers = mix(args.random, args.seed)
+    layers = mix(args.random, args.seed, args.mutants)
     seconds = {f: 0.0 for f in forms}
     verdicts: dict[str, dict[str, str]] = {f: {} for f in forms}
     print(f"preset {args.preset}{' without the quality check' if args.no_quality else ''}, {len(layers)} layers, "

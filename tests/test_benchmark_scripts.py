@@ -85,3 +85,23 @@ def test_layer_speed_times_the_evaluators_compiled_path(shapes):
                "--layers", "evonorm_s0", "--shapes", shapes)
     row = next(line for line in out.splitlines() if line.startswith("evonorm_s0"))
     assert len(re.findall(r"\d+\.\d+x", row)) == 3 and float(row.split()[-1]) > 0, row
+
+
+@pytest.mark.slow
+def test_before_after_evaluates_each_layer_on_both_trees_in_alternating_order(cifar_dir):
+    out = _run("benchmarks/before_after.py", "--preset", "smoke", "--data", str(cifar_dir), "--random", "0",
+               "--before", "HEAD", "--threads", "1")
+    rows = [line.split() for line in out.splitlines() if line.startswith("  ")]
+    assert [(r[0], r[1]) for r in rows] == [("bn_relu", "before"), ("bn_relu", "after"), ("evonorm_b0", "after"),
+                                            ("evonorm_b0", "before"), ("evonorm_s0", "before"),
+                                            ("evonorm_s0", "after")]
+    assert "verdicts differ" not in out  # the same code on both sides gives the same verdicts
+    assert re.search(r"after / before, candidates per hour: \d+\.\d\dx", out)
+    worktrees = subprocess.run(["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert "evonorm-before-" not in worktrees  # the temporary checkout is removed
+
+
+def test_before_after_names_a_commit_it_cannot_check_out():
+    proc = subprocess.run([sys.executable, "benchmarks/before_after.py", "--before", "no-such-commit"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "cannot check out 'no-such-commit'" in proc.stderr
