@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
+import numbers
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
@@ -59,10 +60,19 @@ class Record:
 
 
 def sanitize(objectives, expected: int | None) -> tuple[tuple[float, ...] | None, str | None]:
-    """(objectives, problem): NaN or infinite scores, or a wrong count, never reach the sorting."""
+    """(objectives, problem): NaN or infinite scores, or a wrong count, never reach the sorting. A
+    single number is one objective; what is not a number or a sequence of numbers is a TypeError."""
     if objectives is None:
         return None, None
-    values = tuple(float(v) for v in objectives)
+    if isinstance(objectives, numbers.Real) or getattr(objectives, "ndim", None) == 0:
+        objectives = (objectives,)  # a float, a NumPy scalar, a 0-d array or tensor
+    try:
+        if isinstance(objectives, str | bytes):
+            raise TypeError
+        values = tuple(float(v) for v in objectives)
+    except (TypeError, ValueError):
+        raise TypeError("objectives must be a number or a sequence of numbers (higher is better), "
+                        f"got {objectives!r}") from None
     if not values:
         return None, "no objectives"
     if expected is not None and len(values) != expected:

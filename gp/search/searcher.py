@@ -145,15 +145,17 @@ class Searcher:
 
     def tell(self, genome: Genome, objectives: Sequence[float] | None, *, status: str | None = None,
              reason: str | None = None, stage: str | None = None) -> Record:
-        """Record the evaluation of an asked genome. ``objectives``: K scores (higher is better), or
-        None when it was rejected or failed. Non-finite scores are recorded as a failure."""
+        """Record the evaluation of an asked genome. ``objectives``: K scores (higher is better; a
+        single number is one score), or None when it was rejected or failed. Non-finite scores are
+        recorded as a failure. Objectives that are not numbers raise TypeError, and the genome stays
+        asked."""
         key = genome.key
         if key not in self.pending:
             raise KeyError(f"tell() for a genome that was not asked or was told already: {genome}")
+        values, problem = sanitize(objectives, self.num_objectives)
         asked, parent, fp = self.pending.pop(key)
         if fp is not None:
             self._pending_cache.discard(_as_signature(fp))
-        values, problem = sanitize(objectives, self.num_objectives)
         status = status or (OK if values is not None else REJECTED)
         if status not in STATUSES or status == DUPLICATE:
             raise ValueError(f"status must be ok, rejected or failed, got {status!r}")

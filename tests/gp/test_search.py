@@ -490,3 +490,15 @@ def test_both_probe_families_give_one_objective_per_probe_of_each():
         assert len(both(layer)) == 6
     # the wide probes are drawn after the narrow ones: other draws than probes="wide" alone
     assert not both.inputs[3].equal(wide.inputs[0])
+
+
+def test_a_single_number_is_one_objective_and_a_non_number_is_refused_keeping_the_genome_asked():
+    ev = Evolution(10, 3, seed=0)
+    for score in (0.5, np.float32(0.25), torch.tensor(0.125), 1):
+        assert ev.tell(ev.ask(), score).objectives == (float(score),)
+    genome = ev.ask()
+    for bad in ("0.5", [0.5, "x"], object()):
+        with pytest.raises(TypeError, match="objectives must be a number or a sequence of numbers"):
+            ev.tell(genome, bad)
+    assert genome.key in ev.pending  # nothing lost: it can still be told
+    assert ev.tell(genome, [0.75]).objectives == (0.75,) and len(ev.history) == 5
