@@ -105,3 +105,24 @@ def test_before_after_names_a_commit_it_cannot_check_out():
     proc = subprocess.run([sys.executable, "benchmarks/before_after.py", "--before", "no-such-commit"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "cannot check out 'no-such-commit'" in proc.stderr
+
+
+def test_outside_study_scores_the_target_zero_and_compares_searches_end_to_end(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from outside_study import NormalisedError
+
+    from gp import zoo
+
+    fitness = NormalisedError(zoo.get("evonorm_b0"))
+    assert fitness(zoo.get("evonorm_b0")) == 0.0
+    assert fitness(zoo.get("bn_relu")) < 0.0
+    assert fitness(Genome.parse("t1 = exp(x); t2 = exp(t1); t3 = exp(t2)")) is None  # overflows: rejected
+    with pytest.raises(ValueError, match="no usable output"):
+        NormalisedError(Genome.parse("t1 = mul(x, zero)"))  # the zero output
+    plot = tmp_path / "outside.png"
+    out = _run("benchmarks/outside_study.py", "--budget", "40", "--seeds", "2", "--targets", "b0",
+               "--population", "10", "--tournament", "3", "--workers", "1", "--plot", str(plot))
+    rows = [line.split() for line in out.splitlines() if line.startswith("b0 ")]
+    assert [r[1] for r in rows] == ["pareto", "average"]
+    assert all(re.fullmatch(r"\d+/\d+/\d+", r[5]) and sum(map(int, r[5].split("/"))) == 2 for r in rows)
+    assert "target/criterion pairs" in out and plot.exists()

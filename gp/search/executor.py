@@ -42,7 +42,7 @@ class Executor(Protocol):
 
 @dataclass(frozen=True)
 class Outcome:
-    objectives: tuple[float, ...] | None
+    objectives: tuple[float, ...] | float | None  # as Searcher.tell takes them
     status: str | None = None
     reason: str | None = None
     stage: str | None = None
@@ -64,8 +64,8 @@ class SerialExecutor:
     def next_result(self) -> tuple[Genome, Any]:
         genome = self._queue.popleft()
         result = self.evaluate(genome)
-        if result is None or isinstance(result, Sequence):
-            result = Outcome(tuple(result) if result is not None else None)
+        if not hasattr(result, "objectives"):  # a plain scoring function: K scores, one number or None
+            result = Outcome(tuple(result) if isinstance(result, Sequence) and not isinstance(result, str) else result)
         return genome, result
 
     def close(self) -> None:

@@ -190,9 +190,9 @@ class Searcher:
         """The ``n`` records with the best mean score."""
         return ranked(self.history)[:n]
 
-    def run(self, evaluate: Callable[[Genome], Sequence[float] | None], budget: int) -> list[Record]:
+    def run(self, evaluate: Callable[[Genome], Sequence[float] | float | None], budget: int) -> list[Record]:
         """Evaluate ``budget`` new layers one after another with any callable (genome -> K scores,
-        or None for a rejected layer); returns the history."""
+        one number, or None for a rejected layer); returns the history."""
         return run_search(self, SerialExecutor(evaluate), budget)
 
     # -- internals -----------------------------------------------------------------------

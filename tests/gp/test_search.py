@@ -502,3 +502,4 @@ def test_a_single_number_is_one_objective_and_a_non_number_is_refused_keeping_th
             ev.tell(genome, bad)
     assert genome.key in ev.pending  # nothing lost: it can still be told
     assert ev.tell(genome, [0.75]).objectives == (0.75,) and len(ev.history) == 5
+    assert len(Evolution(10, 3, seed=1).run(lambda g: len(str(g)) / 1000, 20)) == 20  # run() takes one too

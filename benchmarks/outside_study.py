@@ -1,0 +1,154 @@
+"""Evolution against random search as a user would compare them: through the public API only,
+with a fitness of the user's own that shares nothing with the project's surrogate.
+
+    python benchmarks/outside_study.py                      # defaults below, a few minutes on 2 cores
+    python benchmarks/outside_study.py --targets b0,s1,random:4 --target-seed 5151 --seeds 10 \
+        --plot docs/outside-study.png
+
+The fitness is what an outside study writes in a few lines: build the candidate with
+``gp.compile_layer`` (generated code, parameters at their initial values, training mode), run it
+on one fixed standard-normal probe tensor, and score minus its normalised error to the hidden
+target's output, ``-||y - t|| / ||t||``: one objective, unbounded below, 0 for the target's
+function. A layer that raises or gives a non-finite output is told as rejected (None). The
+project's surrogate (``gp.search.surrogate``), which the search defaults were tuned on, scores
+``1 / (1 + e)`` on three probe shapes with per-channel scales and shifts, through the
+interpreter: none of that is used here.
+
+Searches: ``Evolution(population, tournament, criterion, seed=s)`` with every other option at
+its default, and ``RandomSearch(seed=s)``, ``--budget`` evaluations each, seeds ``--first-seed``
+onwards. Random targets are those of ``search_dynamics.py`` (their own seed; at least
+``--min-live`` live nodes and a statistic; they pass the static probe). Prints per target and
+criterion the mean best at a few budgets, wins/ties/losses of evolution's final best against
+random search's in the same seed (a difference under ``--margin`` is a tie; a tie goes to the
+search that reached the level first in the "sooner" columns), a one-sided sign test, and saves a
+plot of the mean best-so-far curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from search_dynamics import plot, sign_test, sign_test_sooner, targets  # noqa: E402
+
+from gp import Genome, compile_layer  # noqa: E402
+from gp.search import Evolution, RandomSearch  # noqa: E402
+
+SHAPE = (16, 32, 8, 8)
+
+
+class NormalisedError:
+    """Minus the normalised error of a layer's output to the target's on one standard-normal probe."""
+
+    def __init__(self, target: Genome, seed: int = 0) -> None:
+        self.x = torch.randn(SHAPE, generator=torch.Generator().manual_seed(seed))
+        self.t = self._output(target)
+        if self.t is None or float(self.t.norm()) == 0.0:
+            raise ValueError(f"target {target.expression()} gives no usable output on the probe")
+
+    def _output(self, genome: Genome) -> torch.Tensor | None:
+        try:
+            with torch.no_grad():
+                y = compile_layer(genome, SHAPE[1]).train()(self.x)
+        except Exception:  # noqa: BLE001 - a user's fitness rejects what it cannot run
+            return None
+        return y if bool(torch.isfinite(y).all()) else None
+
+    def __call__(self, genome: Genome) -> float | None:
+        y = self._output(genome)
+        if y is None:
+            return None
+        error = float((y - self.t).norm() / self.t.norm())
+        return -error if np.isfinite(error) else None
+
+
+def run_one(job: tuple) -> tuple[tuple, list[float]]:
+    name, text, algorithm, criterion, seed, args = job
+    torch.set_num_threads(1)
+    fitness = NormalisedError(Genome.parse(text))
+    if algorithm == "random":
+        search = RandomSearch(seed=seed)
+    else:
+        search = Evolution(args["population"], args["tournament"], criterion, seed=seed)
+    history = search.run(fitness, args["budget"])
+    best, curve = -np.inf, []
+    for record in history:
+        if record.objectives is not None:
+            best = max(best, record.objectives[0])
+        curve.append(best)
+    floor = min((v for v in curve if np.isfinite(v)), default=-1.0)
+    return (name, algorithm, criterion, seed), [v if np.isfinite(v) else floor for v in curve]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--targets", default="b0,s1,gn_relu,random:4",
+                    help="zoo names and random:N (default %(default)s)")
+    ap.add_argument("--target-seed", type=int, default=5151, help="seed of the random targets (default %(default)s)")
+    ap.add_argument("--min-live", type=int, default=3, help="live nodes of a random target, at least "
+                                                             "(default %(default)s)")
+    ap.add_argument("--budget", type=int, default=400, help="evaluations per search (default %(default)s)")
+    ap.add_argument("--seeds", type=int, default=10, help="seeds per algorithm (default %(default)s)")
+    ap.add_argument("--first-seed", type=int, default=100, help="seeds run from here (default %(default)s)")
+    ap.add_argument("--population", type=int, default=50, help="aging window (default %(default)s)")
+    ap.add_argument("--tournament", type=int, default=10, help="tournament size (default %(default)s)")
+    ap.add_argument("--criteria", default="pareto,average", help="winner criteria (default %(default)s)")
+    ap.add_argument("--margin", type=float, default=1e-3,
+                    help="least difference of final errors counted as a win (default %(default)s)")
+    ap.add_argument("--workers", type=int, default=2, help="processes (default %(default)s)")
+    ap.add_argument("--plot", default="runs/outside-study.png", help="plot path (default %(default)s)")
+    args = ap.parse_args()
+    criteria = args.criteria.split(",")
+    chosen = targets(args.targets, args.target_seed, args.min_live)
+    settings = {"budget": args.budget, "population": args.population, "tournament": args.tournament}
+    print(f"fitness -||y - t|| / ||t|| on one N(0, 1) probe {SHAPE}; budget {args.budget}; {args.seeds} seeds "
+          f"from {args.first_seed}; Evolution({args.population}, {args.tournament}, criterion) with its defaults; "
+          f"RandomSearch() with its defaults")
+    for name, g in chosen.items():
+        NormalisedError(g)  # refuses a target with no usable output before any search
+        print(f"  target {name}: {g.expression()}")
+    jobs = []
+    for name, g in chosen.items():
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            jobs.append((name, str(g), "random", "-", seed, settings))
+            jobs += [(name, str(g), "evolution", c, seed, settings) for c in criteria]
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        results = pool.map(run_one, jobs, chunksize=1)
+    curves: dict[tuple, list] = {}
+    for (name, algorithm, criterion, _), curve in sorted(results, key=lambda r: r[0][3]):
+        curves.setdefault((name, algorithm, criterion), []).append(curve)
+    marks = sorted({args.budget // 4, args.budget // 2, args.budget})
+    print(f"\n{'target':<10} {'criterion':<8} " + " ".join(f"{'@' + str(m):>15}" for m in marks)
+          + "   W/T/L   p        sooner W/T/L   p")
+    won = sooner_won = 0
+    for name in chosen:
+        rnd = np.array(curves[(name, "random", "-")])
+        for c in criteria:
+            evo = np.array(curves[(name, "evolution", c)])
+            w, t, lo, p = sign_test(evo[:, -1], rnd[:, -1], args.margin)
+            ws, ts, ls, ps = sign_test_sooner(evo, rnd, args.margin)
+            won += w >= 0.8 * args.seeds
+            sooner_won += ws >= 0.8 * args.seeds
+            cells = " ".join(f"{evo[:, m - 1].mean():>7.3f}/{rnd[:, m - 1].mean():<7.3f}" for m in marks)
+            print(f"{name:<10} {c:<8} {cells}  {w:>2}/{t}/{lo}  {p:.4f}   {ws:>2}/{ts}/{ls}   {ps:.4f}")
+    pairs = len(chosen) * len(criteria)
+    print("(cells: evolution / random, mean best fitness so far over seeds, 0 = the target's function)")
+    print(f"evolution wins >= 80% of seeds in {won} of {pairs} target/criterion pairs "
+          f"({sooner_won} with ties broken by evaluations needed)")
+    path = Path(args.plot)
+    plot(curves, list(chosen), criteria, path,
+         f"outside study: -normalised error, pop {args.population}, tournament {args.tournament}, "
+         f"{args.seeds} seeds")
+    print(f"plot: {path}")
+
+
+if __name__ == "__main__":
+    main()
