@@ -21,12 +21,13 @@ onwards. Random targets are those of ``search_dynamics.py`` (their own seed; at 
 criterion the mean best at a few budgets, wins/ties/losses of evolution's final best against
 random search's in the same seed (a difference under ``--margin`` is a tie; a tie goes to the
 search that reached the level first in the "sooner" columns), a one-sided sign test, and saves a
-plot of the mean best-so-far curves.
+plot of the mean best-so-far curves and the curves as JSON beside it (``recount.py`` reads them).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import sys
 from pathlib import Path
@@ -147,7 +148,12 @@ def main() -> None:
     plot(curves, list(chosen), criteria, path,
          f"outside study: -normalised error, pop {args.population}, tournament {args.tournament}, "
          f"{args.seeds} seeds")
-    print(f"plot: {path}")
+    path.with_suffix(".json").write_text(json.dumps(
+        {"settings": settings | {"seeds": args.seeds, "first_seed": args.first_seed, "fitness": "outside",
+                                 "targets": {n: str(g) for n, g in chosen.items()}},
+         "curves": {"|".join(k): v for k, v in curves.items()}}))
+    print(f"plot: {path}; curves: {path.with_suffix('.json')} (benchmarks/recount.py recounts them at another "
+          "margin)")
 
 
 if __name__ == "__main__":

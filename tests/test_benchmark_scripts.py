@@ -126,3 +126,6 @@ def test_outside_study_scores_the_target_zero_and_compares_searches_end_to_end(t
     assert [r[1] for r in rows] == ["pareto", "average"]
     assert all(re.fullmatch(r"\d+/\d+/\d+", r[5]) and sum(map(int, r[5].split("/"))) == 2 for r in rows)
     assert "target/criterion pairs" in out and plot.exists()
+    curves = json.loads(plot.with_suffix(".json").read_text())["curves"]
+    assert sorted(curves) == ["b0|evolution|average", "b0|evolution|pareto", "b0|random|-"]
+    assert all(len(c) == 2 and len(c[0]) == 40 for c in curves.values())
