@@ -10,12 +10,11 @@ every run). Each is evaluated in full by the
 preset's evaluator, with its rejection checks, once per form:
 
 - ``interpreted``: the op-by-op layer networks used before code generation
-  (:class:`gp.interpreter.InterpretedLayer`), with the anchors' quality stages in the listed
-  order: the "before" of issue 9;
-- ``eager``: today's generated code (``train.compile = "off"``), with the anchors' quality stages
-  in the fail-first order (``rejection.anchor_order``, the default);
-- ``listed``: as ``eager``, with the quality stages in the listed order
-  (``rejection.anchor_order = "config"``);
+  (:class:`gp.interpreter.InterpretedLayer`), the "before" of issue 9 (``before_after.py``
+  runs the evaluator of that time itself);
+- ``eager``: today's generated code (``train.compile = "off"``);
+- ``fail-first``: as ``eager``, with the anchors' quality stages in the fail-first order
+  (``rejection.anchor_order = "fail-first"``) instead of as listed;
 - ``survivors`` / ``always``: ``torch.compile`` of the generated code after the quality stage /
   before it (compile time included), training mode only, validation eager;
 - ``always-eval``: as ``always``, with validation compiled too (``gp.compiler.COMPILE_EVAL``,
@@ -55,7 +54,7 @@ from gp.interpreter import InterpretedLayer  # noqa: E402
 from gp.space import SearchSpace  # noqa: E402
 from gp.variation import mutate, pad, random_genome  # noqa: E402
 
-FORMS = ("interpreted", "eager", "listed", "survivors", "always", "always-eval", "always-dynamic")
+FORMS = ("interpreted", "eager", "fail-first", "survivors", "always", "always-eval", "always-dynamic")
 
 
 def interpreted_factory(genome: Genome, *, no_act: str = "affine"):
@@ -154,11 +153,11 @@ def main() -> None:
     if args.no_quality:
         base = cfgmod.override(base, **{"rejection.quality_threshold": 0.0})
     data = Evaluator(base).data
-    policy = {"interpreted": "off", "eager": "off", "listed": "off", "survivors": "survivors", "always": "always",
-              "always-eval": "always", "always-dynamic": "always"}
+    policy = {"interpreted": "off", "eager": "off", "fail-first": "off", "survivors": "survivors",
+              "always": "always", "always-eval": "always", "always-dynamic": "always"}
     settings = {f: {"train.compile": policy[f]} for f in forms}
-    for f in {"interpreted", "listed"} & set(forms):
-        settings[f]["rejection.anchor_order"] = "config"
+    if "fail-first" in settings:
+        settings["fail-first"]["rejection.anchor_order"] = "fail-first"
     if "always-dynamic" in settings:
         settings["always-dynamic"]["train.compile_shapes"] = "dynamic"
     evaluators = {f: Evaluator(cfgmod.override(base, **settings[f]), data=data) for f in forms}

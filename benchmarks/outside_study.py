@@ -147,7 +147,7 @@ def main() -> None:
     path = Path(args.plot)
     plot(curves, list(chosen), criteria, path,
          f"outside study: -normalised error, pop {args.population}, tournament {args.tournament}, "
-         f"{args.seeds} seeds")
+         f"{args.seeds} seeds", errors=True)
     path.with_suffix(".json").write_text(json.dumps(
         {"settings": settings | {"seeds": args.seeds, "first_seed": args.first_seed, "fitness": "outside",
                                  "targets": {n: str(g) for n, g in chosen.items()}},

@@ -122,7 +122,10 @@ def _verdict(wins: int, losses: int, n: int) -> tuple[int, int, int, float]:
     return wins, n - wins - losses, losses, sign_test_p(wins, losses)
 
 
-def plot(curves: dict, names: list[str], criteria: list[str], path: Path, title: str) -> None:
+def plot(curves: dict, names: list[str], criteria: list[str], path: Path, title: str, *, errors: bool = False) -> None:
+    """Mean best-so-far curves with interquartile bands, one panel per target. ``errors=True``:
+    the curves are minus an error, drawn as the error on a log scale (lower is better; floored at
+    1e-6, where the target is found)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,13 +136,16 @@ def plot(curves: dict, names: list[str], criteria: list[str], path: Path, title:
         for label, key, color in [("random", (name, "random", "-"), "grey")] + [
                 (f"evolution ({c})", (name, "evolution", c), col) for c, col in zip(criteria, ["C0", "C3"],
                                                                                      strict=False)]:
-            c = np.array(curves[key])
+            c = np.maximum(-np.array(curves[key]), 1e-6) if errors else np.array(curves[key])  # 0: floored
             x = np.arange(1, c.shape[1] + 1)
             ax.plot(x, c.mean(0), color=color, label=label)
             ax.fill_between(x, *np.percentile(c, [25, 75], axis=0), color=color, alpha=0.15)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("candidates evaluated")
-    axes[0][0].set_ylabel("best fitness so far")
+        if errors:
+            ax.set_yscale("log")
+            ax.set_ylim(top=min(10.0, ax.get_ylim()[1]))
+    axes[0][0].set_ylabel("best error so far (log)" if errors else "best fitness so far")
     axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()

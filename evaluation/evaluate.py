@@ -3,8 +3,8 @@
 1. the static probe (once, before any network is built);
 2. the stability test on every anchor;
 3. the first ``quality_step`` training steps on every anchor, with the quality, loss and step-time
-   checks, so a layer rejected there costs at most K x ``quality_step`` steps. With
-   ``rejection.anchor_order = "fail-first"`` (the default) the anchors train in the order that
+   checks, so a layer rejected there costs at most K x ``quality_step`` steps. The anchors train
+   in the listed order, or with ``rejection.anchor_order = "fail-first"`` in the order that
    minimises the expected cost of this stage, from what this evaluator has seen so far (see
    :func:`fail_first`): an anchor that rejects often and trains cheaply goes first. Each anchor's
    training keeps its own random state, so the order changes no score and no verdict but the wall

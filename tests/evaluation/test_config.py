@@ -66,7 +66,7 @@ def test_override_and_dict_round_trip():
     ("train.eval_at", (0, 5), "train.eval_at must be at least 1, got (0, 5)"),
     ("data.per_class", 0, "data.per_class must be at least 1, got 0"),
     ("train.compile_shapes", "static", "train.compile_shapes must be one of per-resolution, dynamic, got 'static'"),
-    ("rejection.anchor_order", "cheapest", "rejection.anchor_order must be one of fail-first, config, got 'cheapest'"),
+    ("rejection.anchor_order", "cheapest", "rejection.anchor_order must be one of config, fail-first, got 'cheapest'"),
     ("rejection.quality_threshold", 2.0, "rejection.quality_threshold must be in [0, 1], got 2.0"),
     ("device", "gpu", "device must be auto, cpu, mps, cuda or cuda:N, got 'gpu'"),
     ("seed", 1.5, "seed must be an integer, got 1.5"),
