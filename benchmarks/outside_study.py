@@ -7,12 +7,14 @@ with a fitness of the user's own that shares nothing with the project's surrogat
 
 The fitness is what an outside study writes in a few lines: build the candidate with
 ``gp.compile_layer`` (generated code, parameters at their initial values, training mode), run it
-on one fixed standard-normal probe tensor, and score minus its normalised error to the hidden
-target's output, ``-||y - t|| / ||t||``: one objective, unbounded below, 0 for the target's
-function. A layer that raises or gives a non-finite output is told as rejected (None). The
-project's surrogate (``gp.search.surrogate``), which the search defaults were tuned on, scores
-``1 / (1 + e)`` on three probe shapes with per-channel scales and shifts, through the
-interpreter: none of that is used here.
+on a fixed standard-normal probe tensor, and score minus its normalised error to the hidden
+target's output, ``-||y - t|| / ||t||``: unbounded below, 0 for the target's function. With
+``--probes K`` (up to 3, of different shapes) there is one such objective per probe, so the two
+winner criteria differ; with one probe the fitness returns a plain number. A layer that raises
+or gives a non-finite output is told as rejected (None). The project's surrogate
+(``gp.search.surrogate``), which the search defaults were tuned on, scores ``1 / (1 + e)`` on
+three probe shapes with per-channel scales and shifts, through the interpreter: none of that is
+used here.
 
 Searches: ``Evolution(population, tournament, criterion, seed=s)`` with every other option at
 its default, and ``RandomSearch(seed=s)``, ``--budget`` evaluations each, seeds ``--first-seed``
@@ -43,38 +45,50 @@ from search_dynamics import plot, sign_test, sign_test_sooner, targets  # noqa: 
 from gp import Genome, compile_layer  # noqa: E402
 from gp.search import Evolution, RandomSearch  # noqa: E402
 
-SHAPE = (16, 32, 8, 8)
+SHAPES = ((16, 32, 8, 8), (8, 64, 4, 4), (32, 16, 8, 8))
+"""The probes' shapes: ``--probes K`` scores on the first K, one objective each."""
 
 
 class NormalisedError:
-    """Minus the normalised error of a layer's output to the target's on one standard-normal probe."""
+    """Minus the normalised error of a layer's output to the target's on standard-normal probes:
+    one number with one probe, one objective per probe with several."""
 
-    def __init__(self, target: Genome, seed: int = 0) -> None:
-        self.x = torch.randn(SHAPE, generator=torch.Generator().manual_seed(seed))
-        self.t = self._output(target)
-        if self.t is None or float(self.t.norm()) == 0.0:
-            raise ValueError(f"target {target.expression()} gives no usable output on the probe")
+    def __init__(self, target: Genome, probes: int = 1, seed: int = 0) -> None:
+        if not 1 <= probes <= len(SHAPES):
+            raise ValueError(f"probes must be 1 to {len(SHAPES)}, got {probes}")
+        g = torch.Generator().manual_seed(seed)
+        self.xs = [torch.randn(shape, generator=g) for shape in SHAPES[:probes]]
+        self.ts = self._outputs(target)
+        if self.ts is None or any(float(t.norm()) == 0.0 for t in self.ts):
+            raise ValueError(f"target {target.expression()} gives no usable output on the probes")
 
-    def _output(self, genome: Genome) -> torch.Tensor | None:
-        try:
-            with torch.no_grad():
-                y = compile_layer(genome, SHAPE[1]).train()(self.x)
-        except Exception:  # noqa: BLE001 - a user's fitness rejects what it cannot run
+    def _outputs(self, genome: Genome) -> list[torch.Tensor] | None:
+        outputs = []
+        for x in self.xs:
+            try:
+                with torch.no_grad():
+                    y = compile_layer(genome, x.shape[1]).train()(x)
+            except Exception:  # noqa: BLE001 - a user's fitness rejects what it cannot run
+                return None
+            if not bool(torch.isfinite(y).all()):
+                return None
+            outputs.append(y)
+        return outputs
+
+    def __call__(self, genome: Genome) -> float | tuple[float, ...] | None:
+        ys = self._outputs(genome)
+        if ys is None:
             return None
-        return y if bool(torch.isfinite(y).all()) else None
-
-    def __call__(self, genome: Genome) -> float | None:
-        y = self._output(genome)
-        if y is None:
+        errors = [float((y - t).norm() / t.norm()) for y, t in zip(ys, self.ts, strict=True)]
+        if not all(np.isfinite(errors)):
             return None
-        error = float((y - self.t).norm() / self.t.norm())
-        return -error if np.isfinite(error) else None
+        return -errors[0] if len(errors) == 1 else tuple(-e for e in errors)
 
 
 def run_one(job: tuple) -> tuple[tuple, list[float]]:
     name, text, algorithm, criterion, seed, args = job
     torch.set_num_threads(1)
-    fitness = NormalisedError(Genome.parse(text))
+    fitness = NormalisedError(Genome.parse(text), args["probes"])
     if algorithm == "random":
         search = RandomSearch(seed=seed)
     else:
@@ -83,7 +97,7 @@ def run_one(job: tuple) -> tuple[tuple, list[float]]:
     best, curve = -np.inf, []
     for record in history:
         if record.objectives is not None:
-            best = max(best, record.objectives[0])
+            best = max(best, float(np.mean(record.objectives)))
         curve.append(best)
     floor = min((v for v in curve if np.isfinite(v)), default=-1.0)
     return (name, algorithm, criterion, seed), [v if np.isfinite(v) else floor for v in curve]
@@ -96,6 +110,9 @@ def main() -> None:
     ap.add_argument("--target-seed", type=int, default=5151, help="seed of the random targets (default %(default)s)")
     ap.add_argument("--min-live", type=int, default=3, help="live nodes of a random target, at least "
                                                              "(default %(default)s)")
+    ap.add_argument("--probes", type=int, default=1,
+                    help=f"probes of shapes {', '.join('x'.join(map(str, sh)) for sh in SHAPES)}, the first N, one "
+                         "objective each (default %(default)s: one number)")
     ap.add_argument("--budget", type=int, default=400, help="evaluations per search (default %(default)s)")
     ap.add_argument("--seeds", type=int, default=10, help="seeds per algorithm (default %(default)s)")
     ap.add_argument("--first-seed", type=int, default=100, help="seeds run from here (default %(default)s)")
@@ -109,12 +126,14 @@ def main() -> None:
     args = ap.parse_args()
     criteria = args.criteria.split(",")
     chosen = targets(args.targets, args.target_seed, args.min_live)
-    settings = {"budget": args.budget, "population": args.population, "tournament": args.tournament}
-    print(f"fitness -||y - t|| / ||t|| on one N(0, 1) probe {SHAPE}; budget {args.budget}; {args.seeds} seeds "
+    settings = {"budget": args.budget, "population": args.population, "tournament": args.tournament,
+                "probes": args.probes}
+    print(f"fitness -||y - t|| / ||t|| on N(0, 1) probes {', '.join(map(str, SHAPES[:args.probes]))}, one "
+          f"objective each; budget {args.budget}; {args.seeds} seeds "
           f"from {args.first_seed}; Evolution({args.population}, {args.tournament}, criterion) with its defaults; "
           f"RandomSearch() with its defaults")
     for name, g in chosen.items():
-        NormalisedError(g)  # refuses a target with no usable output before any search
+        NormalisedError(g, args.probes)  # refuses a target with no usable output before any search
         print(f"  target {name}: {g.expression()}")
     jobs = []
     for name, g in chosen.items():
@@ -141,7 +160,8 @@ def main() -> None:
             cells = " ".join(f"{evo[:, m - 1].mean():>7.3f}/{rnd[:, m - 1].mean():<7.3f}" for m in marks)
             print(f"{name:<10} {c:<8} {cells}  {w:>2}/{t}/{lo}  {p:.4f}   {ws:>2}/{ts}/{ls}   {ps:.4f}")
     pairs = len(chosen) * len(criteria)
-    print("(cells: evolution / random, mean best fitness so far over seeds, 0 = the target's function)")
+    print("(cells: evolution / random, mean over seeds of the best fitness so far (the mean over objectives), "
+          "0 = the target's function)")
     print(f"evolution wins >= 80% of seeds in {won} of {pairs} target/criterion pairs "
           f"({sooner_won} with ties broken by evaluations needed)")
     path = Path(args.plot)

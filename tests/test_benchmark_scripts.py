@@ -115,6 +115,9 @@ def test_outside_study_scores_the_target_zero_and_compares_searches_end_to_end(t
 
     fitness = NormalisedError(zoo.get("evonorm_b0"))
     assert fitness(zoo.get("evonorm_b0")) == 0.0
+    three = NormalisedError(zoo.get("evonorm_b0"), probes=3)  # one objective per probe
+    assert three(zoo.get("evonorm_b0")) == (0.0, 0.0, 0.0)
+    assert three(zoo.get("bn_relu"))[0] == fitness(zoo.get("bn_relu"))  # the first probe is the one probe
     assert fitness(zoo.get("bn_relu")) < 0.0
     assert fitness(Genome.parse("t1 = exp(x); t2 = exp(t1); t3 = exp(t2)")) is None  # overflows: rejected
     with pytest.raises(ValueError, match="no usable output"):
