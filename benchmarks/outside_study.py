@@ -29,8 +29,6 @@ plot of the mean best-so-far curves and the curves as JSON beside it (``recount.
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing
 import sys
 from pathlib import Path
 
@@ -40,7 +38,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from search_dynamics import plot, sign_test, sign_test_sooner, targets  # noqa: E402
+from search_dynamics import (  # noqa: E402
+    plot,
+    run_searches,
+    save_curves,
+    sign_test,
+    sign_test_sooner,
+    targets,
+)
 
 from gp import Genome, compile_layer  # noqa: E402
 from gp.search import Evolution, RandomSearch  # noqa: E402
@@ -135,15 +140,10 @@ def main() -> None:
     for name, g in chosen.items():
         NormalisedError(g, args.probes)  # refuses a target with no usable output before any search
         print(f"  target {name}: {g.expression()}")
-    jobs = []
-    for name, g in chosen.items():
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            jobs.append((name, str(g), "random", "-", seed, settings))
-            jobs += [(name, str(g), "evolution", c, seed, settings) for c in criteria]
-    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-        results = pool.map(run_one, jobs, chunksize=1)
+    results = run_searches(run_one, chosen, criteria, range(args.first_seed, args.first_seed + args.seeds),
+                           settings, args.workers)
     curves: dict[tuple, list] = {}
-    for (name, algorithm, criterion, _), curve in sorted(results, key=lambda r: r[0][3]):
+    for (name, algorithm, criterion, _), curve in results:  # in seed order
         curves.setdefault((name, algorithm, criterion), []).append(curve)
     marks = sorted({args.budget // 4, args.budget // 2, args.budget})
     print(f"\n{'target':<10} {'criterion':<8} " + " ".join(f"{'@' + str(m):>15}" for m in marks)
@@ -168,10 +168,8 @@ def main() -> None:
     plot(curves, list(chosen), criteria, path,
          f"outside study: -normalised error, pop {args.population}, tournament {args.tournament}, "
          f"{args.seeds} seeds", errors=True)
-    path.with_suffix(".json").write_text(json.dumps(
-        {"settings": settings | {"seeds": args.seeds, "first_seed": args.first_seed, "fitness": "outside",
-                                 "targets": {n: str(g) for n, g in chosen.items()}},
-         "curves": {"|".join(k): v for k, v in curves.items()}}))
+    save_curves(path.with_suffix(".json"),
+                settings | {"seeds": args.seeds, "first_seed": args.first_seed, "fitness": "outside"}, chosen, curves)
     print(f"plot: {path}; curves: {path.with_suffix('.json')} (benchmarks/recount.py recounts them at another "
           "margin)")
 

@@ -93,6 +93,26 @@ def run_one(job: tuple) -> tuple[tuple, list[float], int, list[int], tuple[float
     return (target_name, algorithm, criterion, seed), curve, search.duplicates, held, best
 
 
+def run_searches(run_one, chosen: dict[str, Genome], criteria: list[str], seeds: range, settings: dict,
+                 workers: int) -> list:
+    """``run_one`` on every (target, seed) for random search and for evolution with each criterion,
+    in that order, on ``workers`` spawned processes; the results in the same order."""
+    jobs = []
+    for name, g in chosen.items():
+        for seed in seeds:
+            jobs.append((name, str(g), "random", "-", seed, settings))
+            jobs += [(name, str(g), "evolution", c, seed, settings) for c in criteria]
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        return pool.map(run_one, jobs, chunksize=1)
+
+
+def save_curves(path: Path, settings: dict, chosen: dict[str, Genome], curves: dict[tuple, list]) -> None:
+    """The best-so-far curves of a run as JSON, keyed ``target|algorithm|criterion`` (what
+    ``recount.py``, ``stronger_baseline.py`` and ``compare_runs.py`` read)."""
+    path.write_text(json.dumps({"settings": settings | {"targets": {n: str(g) for n, g in chosen.items()}},
+                                "curves": {"|".join(k): v for k, v in curves.items()}}))
+
+
 MARGIN = 1e-9
 """The least difference of final bests counted as a win (``--margin``). At large budgets both
 searches may reach a target to within 1e-4 (``docs/results.md`` §1.0d); a margin of 1e-3 counts
@@ -226,13 +246,8 @@ def main() -> None:
           f"baseline: require_x {args.random_require_x}, screen {args.random_screen}; seeds from {args.first_seed}")
     for name, g in chosen.items():
         print(f"  target {name}: {g.expression()}")
-    jobs = []
-    for name, g in chosen.items():
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            jobs.append((name, str(g), "random", "-", seed, settings))
-            jobs += [(name, str(g), "evolution", c, seed, settings) for c in criteria]
-    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-        results = pool.map(run_one, jobs, chunksize=1)
+    results = run_searches(run_one, chosen, criteria, range(args.first_seed, args.first_seed + args.seeds),
+                           settings, args.workers)
     curves: dict[tuple, list] = {}
     duplicates: dict[str, list[int]] = {}
     held: dict[tuple, list] = {}
@@ -281,9 +296,7 @@ def main() -> None:
     plot(curves, list(chosen), criteria, path,
          f"surrogate {args.score}, pop {args.population}, tournament {args.tournament}, {args.mutation} mutation, "
          f"{args.seeds} seeds")
-    path.with_suffix(".json").write_text(json.dumps(
-        {"settings": settings | {"seeds": args.seeds, "targets": {n: str(g) for n, g in chosen.items()}},
-         "curves": {"|".join(k): v for k, v in curves.items()}}))
+    save_curves(path.with_suffix(".json"), settings | {"seeds": args.seeds}, chosen, curves)
     print(f"plot: {path}; curves: {path.with_suffix('.json')}")
 
 

@@ -42,7 +42,7 @@ class Executor(Protocol):
 
 @dataclass(frozen=True)
 class Outcome:
-    objectives: tuple[float, ...] | float | None  # as Searcher.tell takes them
+    objectives: Sequence[float] | float | None  # as Searcher.tell takes them
     status: str | None = None
     reason: str | None = None
     stage: str | None = None
@@ -65,7 +65,7 @@ class SerialExecutor:
         genome = self._queue.popleft()
         result = self.evaluate(genome)
         if not hasattr(result, "objectives"):  # a plain scoring function: K scores, one number or None
-            result = Outcome(tuple(result) if isinstance(result, Sequence) and not isinstance(result, str) else result)
+            result = Outcome(result)  # Searcher.tell reads and checks them
         return genome, result
 
     def close(self) -> None:
