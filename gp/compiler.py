@@ -31,6 +31,9 @@ What generation removes, against walking the graph op by op:
   dtype differs from theirs (mixed precision), and only those the genome reads;
 - in eval mode, nodes read only by batch aggregates are not computed: those aggregates read
   their running estimates;
+- no guard where it cannot act: a ``div`` whose divisor is provably at least
+  :data:`UNGUARDED_FLOOR` (a ``std_*``, or ``max`` of one, as in BN-ReLU and EvoNorm-B0) is a plain
+  division, the same value and gradient bit for bit;
 - one graph per genome and mode, built once and shared by every layer of that genome (a network
   has dozens of sites), and a plain graph for ``torch.compile`` to fuse: no Python loop or
   per-node dispatch for Dynamo to trace through.
@@ -152,6 +155,45 @@ def _fold(genome: Genome) -> dict[int, float]:
     return known
 
 
+_NONNEGATIVE = frozenset({"abs", "square", "exp", "sigmoid"})
+"""Element-wise ops whose value is never negative (``exp`` and ``sigmoid`` may underflow to 0)."""
+
+UNGUARDED_FLOOR = 10 * ops.GUARD_EPS
+"""A divisor proven at least this large everywhere is divided by directly: ``div``'s guard would
+return it unchanged, so skipping the guard changes no bit of the value or the gradient (the margin
+covers rounding in bfloat16)."""
+
+
+def _floors(genome: Genome, folded: dict[int, float]) -> dict[int, float]:
+    """A lower bound of each node's value that follows from its ops alone, where one does.
+
+    ``std_*`` is at least sqrt(EPS) (batch or running variance, never negative); ``max`` is at least
+    its larger known bound; ``add`` and ``mul`` of two bounded non-negative values, ``mean_*`` of a
+    bounded value keep a bound; ``abs``, ``square``, ``exp``, ``sigmoid`` and ``sqmean_*`` are at
+    least 0; a folded constant is its value. Rounding is left to :data:`UNGUARDED_FLOOR`'s margin."""
+    floor = dict(folded)
+    for k, node in enumerate(genome.nodes):
+        index = NUM_INPUTS + k
+        if index in floor:
+            continue
+        op = ops.OPS[node.op]
+        known = [floor.get(i) for i in node.inputs]
+        found = None
+        if op.statistic == "std":
+            found = stats.EPS ** 0.5
+        elif op.statistic == "sqmean" or op.name in _NONNEGATIVE:
+            found = 0.0
+        elif op.statistic == "mean":
+            found = known[0]
+        elif op.name == "max" and any(f is not None for f in known):
+            found = max(f for f in known if f is not None)
+        elif op.name in ("add", "mul") and all(f is not None and f >= 0 for f in known):
+            found = max(known) if op.name == "add" else known[0] * known[1]
+        if found is not None:
+            floor[index] = found
+    return floor
+
+
 class Program:
     """The generated code of one genome: a training-mode and an eval-mode graph, built once and
     shared by every layer of that genome. The code never changes (only caches fill: constant
@@ -168,8 +210,12 @@ class Program:
             (_running_name(k), ops.OPS[n.op].statistic) for k, n in enumerate(genome.nodes)
             if ops.OPS[n.op].uses_batch)
         self.grouped = any(ops.OPS[n.op].index_set == "group" for n in genome.nodes)
-        self.train = _generate(genome, set(folded), self.slots, self.grouped, training=True)
-        self.eval = _generate(genome, set(folded), self.slots, self.grouped, training=False)
+        floors = _floors(genome, folded)
+        # divisions whose divisor is provably >= UNGUARDED_FLOOR (BN-ReLU's and B0's): no guard
+        self.unguarded = frozenset(NUM_INPUTS + k for k, n in enumerate(genome.nodes)
+                                   if n.op == "div" and floors.get(n.inputs[1], -1.0) >= UNGUARDED_FLOOR)
+        self.train = _generate(genome, set(folded), self.slots, self.grouped, self.unguarded, training=True)
+        self.eval = _generate(genome, set(folded), self.slots, self.grouped, self.unguarded, training=False)
         self._tensors: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, ...]] = {}
         self._groups: dict[tuple[int, torch.device], torch.Tensor] = {}
         self._compiled: dict[tuple[bool, str], Callable[..., torch.Tensor]] = {}
@@ -259,11 +305,12 @@ def program(genome: Genome) -> Program:
     return Program(genome)
 
 
-def _generate(genome: Genome, folded: set[int], slots: dict[int, int], grouped: bool, *,
+def _generate(genome: Genome, folded: set[int], slots: dict[int, int], grouped: bool, unguarded: frozenset[int], *,
               training: bool) -> fx.GraphModule:
     """One graph: a statement per node not ``folded``; the folded values it reads come from
     ``slots`` of its ``constants`` argument; a last argument ``groups`` when ``grouped`` (the
-    genome has group statistics); then the affine."""
+    genome has group statistics); the ``div`` nodes in ``unguarded`` as a plain division; then
+    the affine."""
     graph = fx.Graph()
     x = graph.placeholder("x")
     params = {name: graph.placeholder(name) for name in PARAMETERS}
@@ -298,7 +345,8 @@ def _generate(genome: Genome, folded: set[int], slots: dict[int, int], grouped: 
             args = (value(node.inputs[0]), groups, op.statistic)
             values[index] = graph.create_node("call_function", group_statistic, args, name=name)
         else:
-            values[index] = graph.create_node("call_function", op.fn, tuple(value(i) for i in node.inputs), name=name)
+            fn = operator.truediv if index in unguarded else op.fn
+            values[index] = graph.create_node("call_function", fn, tuple(value(i) for i in node.inputs), name=name)
     gamma = graph.call_method("to", (params["gamma"], dtype))
     beta = graph.call_method("to", (params["beta"], dtype))
     y = graph.call_function(torch.addcmul, (beta, value(genome.output), gamma))

@@ -2,8 +2,8 @@
 
 The forward pass is written one statement per live node, from each op's ``code`` template in the
 op table; the functions those statements call (the guarded ``div``, ``log``, ``sqrt`` and the
-float32 statistics) and the constants they read are copied verbatim from ``gp/ops.py``,
-``gp/stats.py`` and ``gp/compiler.py``, so the exported layer computes what
+float32 statistics, with the variance's autograd function) and the constants they read are copied
+verbatim from ``gp/ops.py``, ``gp/stats.py`` and ``gp/compiler.py``, so the exported layer computes what
 :func:`gp.compile_layer` computes, operation for operation. Batch aggregates keep running estimates
 exactly as :class:`gp.GenomeLayer` does, under the same buffer names, so a compiled layer's
 ``state_dict`` loads into the exported module and back.
@@ -199,7 +199,7 @@ def _module_docstring(g: Genome, class_name: str) -> str:
 
 
 def _dependencies(helpers: list[Callable], klass: str) -> tuple[list[str], list[str], set[str]]:
-    """Source of the constants and functions that ``helpers`` and the class need, each copied from
+    """Source of the constants and functions (classes too) that ``helpers`` and the class need, each copied from
     the module that defines it, and their names; names resolve in the module of the code that
     uses them."""
     constants: dict[str, str] = {}
@@ -219,7 +219,7 @@ def _dependencies(helpers: list[Callable], klass: str) -> tuple[list[str], list[
             continue
         origin[name] = module
         value = getattr(module, name)
-        if inspect.isfunction(value):
+        if inspect.isfunction(value) or inspect.isclass(value):
             source = inspect.getsource(value)
             functions[name] = source
             queue += [(n, module) for n in _free_names(source) if _defines(module, n)]
@@ -232,9 +232,9 @@ def _dependencies(helpers: list[Callable], klass: str) -> tuple[list[str], list[
 
 
 def _defines(module: types.ModuleType, name: str) -> bool:
-    """True for a function defined in ``module`` or a module-level constant of it."""
+    """True for a function or class defined in ``module`` or a module-level constant of it."""
     value = getattr(module, name, None)
-    if inspect.isfunction(value):
+    if inspect.isfunction(value) or inspect.isclass(value):
         return value.__module__ == module.__name__
     return isinstance(value, int | float | str | tuple | dict) and not name.startswith("__") and \
         _assignment_source(module, name, required=False) is not None

@@ -62,10 +62,34 @@ def sqmean(t: torch.Tensor, index_set: str, groups: int | None = None) -> torch.
     return _reduce(t, index_set, lambda a, d: a.square().mean(dim=d, keepdim=True), groups).to(t.dtype)
 
 
+class TwoPassVariance(torch.autograd.Function):
+    """The variance over ``dims`` (kept), by the two-pass formula mean((a - mean(a))^2) in the
+    forward pass, with ``torch.var``'s own backward formula (2 / (n - correction)) * g * (a -
+    mean(a)), written in differentiable operations so that double backward (the stability test)
+    stays exact. On a CPU ``torch.var`` runs Welford's one-pass algorithm, several times slower
+    than two passes over the data."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, dims: tuple[int, ...], correction: int) -> torch.Tensor:
+        n = 1
+        for d in dims:
+            n *= a.shape[d]
+        ctx.dims, ctx.divisor = dims, n - correction
+        ctx.save_for_backward(a)
+        centred = a - a.mean(dim=dims, keepdim=True)
+        return centred.square().sum(dim=dims, keepdim=True) / ctx.divisor
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        (a,) = ctx.saved_tensors
+        centred = a - a.mean(dim=ctx.dims, keepdim=True)
+        return centred * (g * (2.0 / ctx.divisor)), None, None
+
+
 def variance(t: torch.Tensor, index_set: str, *, unbiased: bool = False, groups: int | None = None) -> torch.Tensor:
     """s^2_I(t), biased unless asked (running estimates use the unbiased one, as BatchNorm)."""
     correction = 1 if unbiased else 0
-    return _reduce(t, index_set, lambda a, d: torch.var(a, dim=d, keepdim=True, correction=correction), groups)
+    return _reduce(t, index_set, lambda a, d: TwoPassVariance.apply(a, tuple(d), correction), groups)
 
 
 def std(t: torch.Tensor, index_set: str, groups: int | None = None) -> torch.Tensor:
