@@ -111,3 +111,37 @@ def test_statistics_broadcast_on_smaller_tensors():
     v = torch.arange(8.0).reshape(1, 8, 1, 1)
     assert stats.mean(v, "group").shape == (1, 8, 1, 1)
     assert stats.std(torch.zeros(()), "batch").shape == (1, 1, 1, 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(("shape_a", "shape_b"), [((4, 8, 3, 3), (4, 8, 3, 3)), ((4, 8, 3, 3), (1, 8, 1, 1)),
+                                                  ((1, 8, 1, 1), (4, 8, 3, 3)), ((4, 8, 3, 3), ())])
+def test_max_gradient_is_torch_maximums_bit_for_bit(shape_a, shape_b, dtype, gen):
+    """Ties (rounded inputs make many) split the gradient in halves, broadcast inputs get sums, in
+    either dtype, whichever input needs a gradient."""
+    a = torch.randn(shape_a, generator=gen).round().to(dtype)
+    b = torch.randn(shape_b, generator=gen).round().to(dtype)
+    assert bool((a == b).any())
+    g = torch.randn(torch.broadcast_shapes(shape_a, shape_b), generator=gen).to(dtype)
+    for needs_b in (True, False):
+        grads = []
+        for fn in (torch.maximum, ops.max):
+            x, y = a.clone().requires_grad_(True), b.clone().requires_grad_(needs_b)
+            out = fn(x, y)
+            out.backward(g)
+            grads.append((out, x.grad, y.grad))
+        (o1, ga1, gb1), (o2, ga2, gb2) = grads
+        assert torch.equal(o1, o2) and torch.equal(ga1, ga2)
+        assert (gb1 is None and gb2 is None) or torch.equal(gb1, gb2)
+
+
+def test_max_and_variance_have_exact_first_and_second_derivatives():
+    """Their backward passes are their own code; the stability test differentiates twice."""
+    x = torch.randn(3, 4, 2, 2, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(3, 4, 2, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(ops.max, (x, y)) and torch.autograd.gradgradcheck(ops.max, (x, y))
+    for dims, correction in (((0, 2, 3), 0), ((2, 3), 1), ((1, 2, 3), 0)):
+        def var(a, dims=dims, correction=correction):
+            return stats.TwoPassVariance.apply(a, dims, correction)
+        assert torch.autograd.gradcheck(var, (x,)) and torch.autograd.gradgradcheck(var, (x,))
+        torch.testing.assert_close(var(x), torch.var(x, dim=dims, keepdim=True, correction=correction))
