@@ -92,9 +92,36 @@ def mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a * b
 
 
+def guarded_divisor(b: torch.Tensor) -> torch.Tensor:
+    """b where |b| >= GUARD_EPS, else ±GUARD_EPS with b's sign (+ at 0 and -0: ``b + 0.0`` turns -0
+    into +0 and leaves every other value, NaN and infinities included, as it is)."""
+    return torch.copysign(b.abs().clamp_min(GUARD_EPS), b + 0.0)
+
+
+class GuardedDiv(torch.autograd.Function):
+    """a / b with the divisor guarded, and the gradient of a guarded ``where``: b gets none where
+    the guard replaced it. Arithmetic in both directions: ``where`` runs ten times slower than a
+    multiplication on a CPU. The gradients are those of ``a / where(|b| < GUARD_EPS, ±GUARD_EPS,
+    b)`` bit for bit wherever they are finite; the backward is made of differentiable operations,
+    so double backward holds too."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(a, b)
+        return a / guarded_divisor(b)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        a, b = ctx.saved_tensors
+        safe = guarded_divisor(b)
+        ga = g / safe if ctx.needs_input_grad[0] else None
+        # torch's own formula for the divisor, -g * ((a / b) / b), kept where the guard did not act
+        gb = (-g * ((a / safe) / safe)) * (b.abs() >= GUARD_EPS) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
 def div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    safe = torch.where(b.abs() < GUARD_EPS, torch.where(b < 0, -GUARD_EPS, GUARD_EPS).to(b.dtype), b)
-    return a / safe
+    return GuardedDiv.apply(a, b)
 
 
 class Maximum(torch.autograd.Function):

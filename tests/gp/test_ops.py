@@ -135,13 +135,46 @@ def test_max_gradient_is_torch_maximums_bit_for_bit(shape_a, shape_b, dtype, gen
         assert (gb1 is None and gb2 is None) or torch.equal(gb1, gb2)
 
 
-def test_max_and_variance_have_exact_first_and_second_derivatives():
+def test_max_div_and_variance_have_exact_first_and_second_derivatives():
     """Their backward passes are their own code; the stability test differentiates twice."""
     x = torch.randn(3, 4, 2, 2, dtype=torch.float64, requires_grad=True)
     y = torch.randn(3, 4, 2, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(ops.max, (x, y)) and torch.autograd.gradgradcheck(ops.max, (x, y))
+    assert torch.autograd.gradcheck(ops.div, (x, y)) and torch.autograd.gradgradcheck(ops.div, (x, y))
     for dims, correction in (((0, 2, 3), 0), ((2, 3), 1), ((1, 2, 3), 0)):
         def var(a, dims=dims, correction=correction):
             return stats.TwoPassVariance.apply(a, dims, correction)
         assert torch.autograd.gradcheck(var, (x,)) and torch.autograd.gradgradcheck(var, (x,))
         torch.testing.assert_close(var(x), torch.var(x, dim=dims, keepdim=True, correction=correction))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(("shape_a", "shape_b"), [((4, 8, 3, 3), (4, 8, 3, 3)), ((4, 8, 3, 3), (1, 8, 1, 1)),
+                                                  ((1, 8, 1, 1), (4, 8, 3, 3))])
+def test_div_is_the_where_guard_bit_for_bit(shape_a, shape_b, dtype, gen):
+    """Values everywhere (±0, tiny, guard-sized, infinite and NaN divisors) and gradients wherever
+    finite equal those of a / where(|b| < GUARD_EPS, ±GUARD_EPS, b), NaNs in the same places."""
+    def reference(a, b):
+        eps = ops.GUARD_EPS
+        return a / torch.where(b.abs() < eps, torch.where(b < 0, -eps, eps).to(b.dtype), b)
+
+    edge = [0.0, -0.0, 1e-7, -1e-7, 1e-6, -1e-6, 2e-6, 1.0, -3.0, float("inf"), -float("inf"), float("nan")]
+    a = torch.randn(shape_a, generator=gen).to(dtype)
+    b = torch.randn(shape_b, generator=gen)
+    k = min(len(edge), b.numel())
+    b.view(-1)[:k] = torch.tensor(edge[:k])
+    b = b.to(dtype)
+    g = torch.randn(torch.broadcast_shapes(shape_a, shape_b), generator=gen).to(dtype)
+    for needs_b in (True, False):
+        results = []
+        for fn in (reference, ops.div):
+            x, y = a.clone().requires_grad_(True), b.clone().requires_grad_(needs_b)
+            out = fn(x, y)
+            out.backward(g)
+            results.append((out, x.grad, y.grad))
+        for p, q in zip(*results, strict=True):
+            if p is None:
+                assert q is None
+                continue
+            finite = torch.isfinite(p) & torch.isfinite(q)
+            assert torch.equal(p[finite], q[finite]) and torch.equal(p.isnan(), q.isnan())
