@@ -97,7 +97,8 @@ def run_one(job: tuple) -> tuple[tuple, list[float]]:
     if algorithm == "random":
         search = RandomSearch(seed=seed)
     else:
-        search = Evolution(args["population"], args["tournament"], criterion, seed=seed)
+        search = Evolution(args["population"], args["tournament"], criterion, seed=seed,
+                           **({"distinct": True} if args.get("distinct") else {}))
     history = search.run(fitness, args["budget"])
     best, curve = -np.inf, []
     for record in history:
@@ -126,16 +127,19 @@ def main() -> None:
     ap.add_argument("--criteria", default="pareto,average", help="winner criteria (default %(default)s)")
     ap.add_argument("--margin", type=float, default=1e-3,
                     help="least difference of final errors counted as a win (default %(default)s)")
+    ap.add_argument("--distinct", action="store_true",
+                    help="a study of an option: Evolution(distinct=True) instead of the defaults")
     ap.add_argument("--workers", type=int, default=2, help="processes (default %(default)s)")
     ap.add_argument("--plot", default="runs/outside-study.png", help="plot path (default %(default)s)")
     args = ap.parse_args()
     criteria = args.criteria.split(",")
     chosen = targets(args.targets, args.target_seed, args.min_live)
     settings = {"budget": args.budget, "population": args.population, "tournament": args.tournament,
-                "probes": args.probes}
+                "probes": args.probes, "distinct": args.distinct}
     print(f"fitness -||y - t|| / ||t|| on N(0, 1) probes {', '.join(map(str, SHAPES[:args.probes]))}, one "
           f"objective each; budget {args.budget}; {args.seeds} seeds "
-          f"from {args.first_seed}; Evolution({args.population}, {args.tournament}, criterion) with its defaults; "
+          f"from {args.first_seed}; Evolution({args.population}, {args.tournament}, criterion"
+          f"{', distinct=True' if args.distinct else ''}) with its defaults; "
           f"RandomSearch() with its defaults")
     for name, g in chosen.items():
         NormalisedError(g, args.probes)  # refuses a target with no usable output before any search

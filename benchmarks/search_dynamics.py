@@ -82,7 +82,7 @@ def run_one(job: tuple) -> tuple[tuple, list[float], int, list[int], tuple[float
                            mutation_repeat=args.get("mutation_repeat", 0.5), require_x=args.get("require_x", True),
                            min_window=args.get("min_window") or None, screen=args.get("screen", False),
                            crossover=args.get("crossover", 0.0), parsimony=args.get("parsimony", False),
-                           elite=args.get("elite", 0.0))
+                           elite=args.get("elite", 0.0), distinct=args.get("distinct", False))
     search.run(fitness, args["budget"])
     # surrogate scores are >= 0: before the first passing layer the best so far counts as 0
     curve = np.nan_to_num(best_so_far(search.history)[1], nan=0.0).tolist()
@@ -199,6 +199,9 @@ def main() -> None:
     ap.add_argument("--elite", type=float, default=0.0,
                     help="share of children whose parent is the criterion's winner over every candidate so far "
                          "instead of a tournament's (default %(default)s)")
+    ap.add_argument("--distinct", action="store_true",
+                    help="keep out of the window a candidate whose scores equal a window member's (Evolution's "
+                         "distinct option)")
     ap.add_argument("--parsimony", action="store_true",
                     help="of tournament members that score the same, only the smallest live graph competes")
     ap.add_argument("--flat-tournament", choices=["random", "mutate"], default="random",
@@ -235,14 +238,15 @@ def main() -> None:
                 "mutation_repeat": args.mutation_repeat, "require_x": args.require_x,
                 "random_require_x": args.random_require_x, "min_window": args.min_window, "screen": args.screen,
                 "random_screen": args.random_screen, "crossover": args.crossover,
-                "parsimony": args.parsimony, "elite": args.elite, "vectors": args.vectors,
+                "parsimony": args.parsimony, "elite": args.elite, "distinct": args.distinct, "vectors": args.vectors,
                 "probes": args.probes}
     print(f"surrogate {args.score}; budget {args.budget}; {args.seeds} seeds; population {args.population}, "
           f"tournament {args.tournament}, mutation {args.mutation}, window_rejected {args.window_rejected}, "
           f"immigration {args.immigration}, mutation_repeat {args.mutation_repeat}, "
           f"flat_tournament {args.flat_tournament}, require_x {args.require_x}, "
           f"min_window {args.min_window or 'full'}, screen {args.screen}, crossover {args.crossover}, "
-          f"parsimony {args.parsimony}, elite {args.elite}, vectors {args.vectors}, probes {args.probes}; "
+          f"parsimony {args.parsimony}, elite {args.elite}, distinct {args.distinct}, vectors {args.vectors}, "
+          f"probes {args.probes}; "
           f"baseline: require_x {args.random_require_x}, screen {args.random_screen}; seeds from {args.first_seed}")
     for name, g in chosen.items():
         print(f"  target {name}: {g.expression()}")

@@ -339,13 +339,16 @@ class Evolution(Searcher):
     Genomes are kept at ``space.max_nodes`` nodes (random ones padded with dead nodes), so that
     any graph of the space stays reachable from every lineage (see :mod:`gp.variation`).
 
-    Three options for studies, off by default because their pilots on the surrogate were within
+    Four options for studies, off by default because their pilots on the surrogate were within
     noise (docs/results.md §1.0, Tuning): ``crossover`` is the share of children grafted from the
     winners of two tournaments (:func:`gp.variation.crossover_step`) instead of mutated;
     ``parsimony`` lets only the smallest live graph of tournament members with the same scores
     compete; ``elite`` is the share of children whose parent is the criterion's winner over every
-    candidate evaluated so far, aged out or not, instead of a tournament's.
-    With all three off, the random stream is the one the search drew before they existed.
+    candidate evaluated so far, aged out or not, instead of a tournament's. ``distinct=True`` keeps
+    out of the window a candidate whose scores equal a window member's exactly: on a probe fitness,
+    dozens of variants that compute the same values there (``max(std_batch(x), tanh(tanh(x)))``
+    is ``std_batch(x)`` on N(0, 1) inputs) otherwise fill the window (docs/results.md §1.0f).
+    With all four off, the random stream is the one the search drew before they existed.
     """
 
     kind = "evolution"
@@ -354,7 +357,7 @@ class Evolution(Searcher):
                  seed_layers: Sequence[str] = (), window_rejected: bool = False, mutation: str = "indel",
                  mutation_repeat: float = 0.5, immigration: float = 0.0, flat_tournament: str = "random",
                  require_x: bool = True, min_window: int | None = None, screen: bool = True, crossover: float = 0.0,
-                 parsimony: bool = False, elite: float = 0.0, **kwargs) -> None:
+                 parsimony: bool = False, elite: float = 0.0, distinct: bool = False, **kwargs) -> None:
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
         if not 1 <= tournament_size <= population_size:
@@ -384,6 +387,7 @@ class Evolution(Searcher):
         if not 0.0 <= elite < 1.0:
             raise ValueError(f"elite must be in [0, 1), got {elite}")
         self.elite = elite
+        self.distinct = distinct
         if flat_tournament not in FLAT_TOURNAMENT:
             raise ValueError(f"unknown flat_tournament {flat_tournament!r}; valid: {', '.join(FLAT_TOURNAMENT)}")
         self.flat_tournament = flat_tournament
@@ -400,13 +404,17 @@ class Evolution(Searcher):
                 "mutation_repeat": self.mutation_repeat, "require_x": self.require_x,
                 "immigration": self.immigration, "flat_tournament": self.flat_tournament,
                 "min_window": self.min_window, "screen": self.screen, "crossover": self.crossover,
-                "parsimony": self.parsimony} | ({"elite": self.elite} if self.elite else {})
+                "parsimony": self.parsimony} | ({"elite": self.elite} if self.elite else {}) | (
+                    {"distinct": True} if self.distinct else {})
 
     def state(self) -> dict:
         return super().state() | {"seeded": self._seeded}
 
     def _append(self, record: Record) -> None:
         super()._append(record)
+        if self.distinct and record.objectives is not None and any(
+                self.history[m].objectives == record.objectives for m in self.window):
+            return  # its scores are a window member's already: it would only crowd that plateau
         if record.objectives is not None or (self.window_rejected and not is_transient(record.status, record.stage)):
             self.window.append(record.ordinal)
 

@@ -208,6 +208,25 @@ def test_elite_children_descend_from_the_best_so_far_even_after_it_aged_out(surr
         Evolution(10, 3, elite=1.0)
 
 
+def test_distinct_keeps_equal_scores_out_of_the_window():
+    """Under ``distinct``, no two window members score the same, the candidates kept out are still
+    recorded (evaluated, in the history), and the window replays from a saved state."""
+    def plateau(genome):  # many functions, few scores: a probe fitness on which variants tie
+        return round(genome.live_nodes / 3) / 4
+
+    for distinct in (False, True):
+        ev = Evolution(12, 3, "average", seed=4, distinct=distinct)
+        ev.run(plateau, 150)
+        scores = [ev.history[m].objectives for m in ev.window]
+        assert (len(set(scores)) == len(scores)) == distinct
+        assert len(ev.history) >= 150 and ev.evaluated == 150
+        if distinct:
+            resumed = Searcher.from_state(json.loads(json.dumps(ev.state())))
+            assert resumed.distinct and list(resumed.window) == list(ev.window)
+            assert resumed.state() == ev.state()
+    assert "distinct" not in Evolution(10, 3, seed=5).state()["params"]
+
+
 def test_parsimony_lets_only_the_smallest_of_equal_scorers_compete():
     def fill(ev):
         for _ in range(6):  # four tied at the top, two below
