@@ -263,7 +263,8 @@ class Searcher:
         cls = {"evolution": Evolution, "random": RandomSearch}[state["kind"]]
         params = dict(state["params"])
         if cls is Evolution:  # written before these options existed: replay the behaviour it ran with
-            params = {"mutation_repeat": 0.0, "flat_tournament": "mutate", "require_x": False, "screen": False} | params
+            params = {"mutation_repeat": 0.0, "flat_tournament": "mutate", "require_x": False, "screen": False,
+                      "distinct": False} | params
         searcher = cls(seed=state["seed"], space=SearchSpace(**state["space"]), fingerprint=fingerprint, **params)
         searcher.rng.bit_generator.state = state["rng"]
         if isinstance(searcher, Evolution):
@@ -339,16 +340,20 @@ class Evolution(Searcher):
     Genomes are kept at ``space.max_nodes`` nodes (random ones padded with dead nodes), so that
     any graph of the space stays reachable from every lineage (see :mod:`gp.variation`).
 
-    Four options for studies, off by default because their pilots on the surrogate were within
+    ``distinct=True`` (the default since the sixteenth session; docs/results.md §1.0g) keeps out of
+    the window a candidate whose scores equal a window member's exactly. It is recorded and counts
+    against the budget, but it never becomes a member. On a probe fitness, dozens of variants that
+    compute the same values there otherwise fill the window: ``max(std_batch(x), tanh(tanh(x)))``
+    is ``std_batch(x)`` on N(0, 1) inputs, and the window stalls on that plateau. ``False`` is the
+    behaviour before, and the one states written without the option replay with.
+
+    Three options for studies, off by default because their pilots on the surrogate were within
     noise (docs/results.md §1.0, Tuning): ``crossover`` is the share of children grafted from the
     winners of two tournaments (:func:`gp.variation.crossover_step`) instead of mutated;
     ``parsimony`` lets only the smallest live graph of tournament members with the same scores
     compete; ``elite`` is the share of children whose parent is the criterion's winner over every
-    candidate evaluated so far, aged out or not, instead of a tournament's. ``distinct=True`` keeps
-    out of the window a candidate whose scores equal a window member's exactly: on a probe fitness,
-    dozens of variants that compute the same values there (``max(std_batch(x), tanh(tanh(x)))``
-    is ``std_batch(x)`` on N(0, 1) inputs) otherwise fill the window (docs/results.md §1.0f).
-    With all four off, the random stream is the one the search drew before they existed.
+    candidate evaluated so far, aged out or not, instead of a tournament's.
+    With all three off, the random stream is the one the search drew before they existed.
     """
 
     kind = "evolution"
@@ -357,7 +362,7 @@ class Evolution(Searcher):
                  seed_layers: Sequence[str] = (), window_rejected: bool = False, mutation: str = "indel",
                  mutation_repeat: float = 0.5, immigration: float = 0.0, flat_tournament: str = "random",
                  require_x: bool = True, min_window: int | None = None, screen: bool = True, crossover: float = 0.0,
-                 parsimony: bool = False, elite: float = 0.0, distinct: bool = False, **kwargs) -> None:
+                 parsimony: bool = False, elite: float = 0.0, distinct: bool = True, **kwargs) -> None:
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
         if not 1 <= tournament_size <= population_size:
@@ -396,6 +401,7 @@ class Evolution(Searcher):
         self.min_window = min_window or population_size
         self.window: deque[int] = deque(maxlen=population_size)
         self._seeded = 0  # zoo seed layers proposed
+        self._qualified = 0  # candidates that qualified for the window, members (or kept out by distinct) or not
 
     def _params(self) -> dict:
         return {"population_size": self.population_size, "tournament_size": self.tournament_size,
@@ -404,19 +410,22 @@ class Evolution(Searcher):
                 "mutation_repeat": self.mutation_repeat, "require_x": self.require_x,
                 "immigration": self.immigration, "flat_tournament": self.flat_tournament,
                 "min_window": self.min_window, "screen": self.screen, "crossover": self.crossover,
-                "parsimony": self.parsimony} | ({"elite": self.elite} if self.elite else {}) | (
-                    {"distinct": True} if self.distinct else {})
+                "parsimony": self.parsimony, "distinct": self.distinct} | (
+                    {"elite": self.elite} if self.elite else {})
 
     def state(self) -> dict:
         return super().state() | {"seeded": self._seeded}
 
     def _append(self, record: Record) -> None:
         super()._append(record)
+        if not (record.objectives is not None or (self.window_rejected and not is_transient(record.status,
+                                                                                             record.stage))):
+            return
+        self._qualified += 1
         if self.distinct and record.objectives is not None and any(
                 self.history[m].objectives == record.objectives for m in self.window):
             return  # its scores are a window member's already: it would only crowd that plateau
-        if record.objectives is not None or (self.window_rejected and not is_transient(record.status, record.stage)):
-            self.window.append(record.ordinal)
+        self.window.append(record.ordinal)
 
     def _random(self) -> Genome:
         genome = _random_genome(self.rng, self.space, self.require_x, self.max_draws)
@@ -424,7 +433,9 @@ class Evolution(Searcher):
 
     def _propose(self) -> tuple[Genome, str | None]:
         founders = sum(1 for _, parent, _ in self.pending.values() if parent is None)
-        if len(self.window) + founders < self.min_window:
+        # candidates that qualified for the window, members or not: under ``distinct`` tied founders
+        # stay out, and a fitness with few distinct values must not keep the window filling forever
+        if self._qualified + founders < self.min_window:
             if self._seeded < len(self.seed_layers):
                 self._seeded += 1
                 layer = zoo.get(self.seed_layers[self._seeded - 1])

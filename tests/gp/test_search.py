@@ -182,7 +182,7 @@ def test_crossover_makes_a_share_of_the_children_and_the_run_round_trips(surroga
 
 def test_elite_children_descend_from_the_best_so_far_even_after_it_aged_out(surrogate):
     for criterion in ("average", "pareto"):
-        ev = Evolution(10, 3, criterion, seed=5, elite=0.5)
+        ev = Evolution(10, 3, criterion, seed=5, elite=0.5, distinct=False)  # the window: the last 10 passing
         ev.run(surrogate, 120)
         children = [r for r in ev.history[10:] if r.parent is not None]
         by_key = {r.key: r for r in ev.history}
@@ -209,13 +209,14 @@ def test_elite_children_descend_from_the_best_so_far_even_after_it_aged_out(surr
 
 
 def test_distinct_keeps_equal_scores_out_of_the_window():
-    """Under ``distinct``, no two window members score the same, the candidates kept out are still
-    recorded (evaluated, in the history), and the window replays from a saved state."""
+    """Under ``distinct`` (the default), no two window members score the same, the candidates kept
+    out are still recorded (evaluated, in the history), and the window replays from a saved state;
+    a state written before the option replays without it."""
     def plateau(genome):  # many functions, few scores: a probe fitness on which variants tie
         return round(genome.live_nodes / 3) / 4
 
     for distinct in (False, True):
-        ev = Evolution(12, 3, "average", seed=4, distinct=distinct)
+        ev = Evolution(12, 3, "average", seed=4, **({} if distinct else {"distinct": False}))
         ev.run(plateau, 150)
         scores = [ev.history[m].objectives for m in ev.window]
         assert (len(set(scores)) == len(scores)) == distinct
@@ -224,7 +225,10 @@ def test_distinct_keeps_equal_scores_out_of_the_window():
             resumed = Searcher.from_state(json.loads(json.dumps(ev.state())))
             assert resumed.distinct and list(resumed.window) == list(ev.window)
             assert resumed.state() == ev.state()
-    assert "distinct" not in Evolution(10, 3, seed=5).state()["params"]
+    state = Evolution(10, 3, seed=5).state()
+    assert state["params"]["distinct"] is True  # the default
+    del state["params"]["distinct"]  # a state written before the option: it ran without it
+    assert Searcher.from_state(state).distinct is False
 
 
 def test_parsimony_lets_only_the_smallest_of_equal_scorers_compete():
@@ -235,14 +239,14 @@ def test_parsimony_lets_only_the_smallest_of_equal_scorers_compete():
         return [ev.history[m] for m in ev.window]
 
     for criterion in ("average", "pareto"):
-        lean = Evolution(6, 6, criterion, seed=7, parsimony=True)
+        lean = Evolution(6, 6, criterion, seed=7, parsimony=True, distinct=False)  # ties in the window
         window = fill(lean)
         tied = [r for r in window if r.objectives == (1.0, 0.5)]
         sizes = {r.ordinal: Genome.parse(r.genome).live_nodes for r in tied}
         assert len(set(sizes.values())) > 1  # the tied layers differ in size
         smallest = {o for o, n in sizes.items() if n == min(sizes.values())}
         assert {lean._tournament().ordinal for _ in range(30)} <= smallest
-        plain = Evolution(6, 6, criterion, seed=7)
+        plain = Evolution(6, 6, criterion, seed=7, distinct=False)
         fill(plain)
         assert len({plain._tournament().ordinal for _ in range(30)}) > 1
 
@@ -255,10 +259,10 @@ def test_a_flat_tournament_asks_a_random_genome_unless_told_to_mutate():
         return (len(str(genome)) / 1000, 0.5)
 
     for fitness, expect_mutants in ((flat, False), (graded, True)):
-        ev = Evolution(10, 3, seed=3)
+        ev = Evolution(10, 3, seed=3, distinct=False)  # a window of equal scores
         ev.run(fitness, 40)
         assert any(r.parent is not None for r in ev.history[10:]) == expect_mutants
-    paper = Evolution(10, 3, seed=3, flat_tournament="mutate")
+    paper = Evolution(10, 3, seed=3, flat_tournament="mutate", distinct=False)
     paper.run(flat, 40)
     assert all(r.parent is not None for r in paper.history[10:])
     assert Evolution.from_state(paper.state()).flat_tournament == "mutate"
