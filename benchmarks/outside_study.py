@@ -98,7 +98,7 @@ def run_one(job: tuple) -> tuple[tuple, list[float]]:
         search = RandomSearch(seed=seed)
     else:
         search = Evolution(args["population"], args["tournament"], criterion, seed=seed,
-                           **({} if args.get("distinct", True) else {"distinct": False}))
+                           **({"distinct": True} if args.get("distinct") else {}))
     history = search.run(fitness, args["budget"])
     best, curve = -np.inf, []
     for record in history:
@@ -127,9 +127,8 @@ def main() -> None:
     ap.add_argument("--criteria", default="pareto,average", help="winner criteria (default %(default)s)")
     ap.add_argument("--margin", type=float, default=1e-3,
                     help="least difference of final errors counted as a win (default %(default)s)")
-    ap.add_argument("--no-distinct", dest="distinct", action="store_false",
-                    help="a study of an option: Evolution(distinct=False), the default before the sixteenth "
-                         "session, instead of the defaults")
+    ap.add_argument("--distinct", action="store_true",
+                    help="a study of an option: Evolution(distinct=True) instead of the defaults")
     ap.add_argument("--workers", type=int, default=2, help="processes (default %(default)s)")
     ap.add_argument("--plot", default="runs/outside-study.png", help="plot path (default %(default)s)")
     args = ap.parse_args()
@@ -140,7 +139,7 @@ def main() -> None:
     print(f"fitness -||y - t|| / ||t|| on N(0, 1) probes {', '.join(map(str, SHAPES[:args.probes]))}, one "
           f"objective each; budget {args.budget}; {args.seeds} seeds "
           f"from {args.first_seed}; Evolution({args.population}, {args.tournament}, criterion"
-          f"{'' if args.distinct else ', distinct=False'}) with its defaults; "
+          f"{', distinct=True' if args.distinct else ''}) with its defaults; "
           f"RandomSearch() with its defaults")
     for name, g in chosen.items():
         NormalisedError(g, args.probes)  # refuses a target with no usable output before any search

@@ -82,7 +82,7 @@ def run_one(job: tuple) -> tuple[tuple, list[float], int, list[int], tuple[float
                            mutation_repeat=args.get("mutation_repeat", 0.5), require_x=args.get("require_x", True),
                            min_window=args.get("min_window") or None, screen=args.get("screen", False),
                            crossover=args.get("crossover", 0.0), parsimony=args.get("parsimony", False),
-                           elite=args.get("elite", 0.0), distinct=args.get("distinct", True))
+                           elite=args.get("elite", 0.0), distinct=args.get("distinct", False))
     search.run(fitness, args["budget"])
     # surrogate scores are >= 0: before the first passing layer the best so far counts as 0
     curve = np.nan_to_num(best_so_far(search.history)[1], nan=0.0).tolist()
@@ -199,9 +199,9 @@ def main() -> None:
     ap.add_argument("--elite", type=float, default=0.0,
                     help="share of children whose parent is the criterion's winner over every candidate so far "
                          "instead of a tournament's (default %(default)s)")
-    ap.add_argument("--no-distinct", dest="distinct", action="store_false",
-                    help="let candidates whose scores equal a window member's join the window (Evolution("
-                         "distinct=False), the behaviour of every run before the sixteenth session)")
+    ap.add_argument("--distinct", action="store_true",
+                    help="keep out of the window a candidate whose scores equal a window member's "
+                         "(Evolution(distinct=True))")
     ap.add_argument("--parsimony", action="store_true",
                     help="of tournament members that score the same, only the smallest live graph competes")
     ap.add_argument("--flat-tournament", choices=["random", "mutate"], default="random",

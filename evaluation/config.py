@@ -99,7 +99,7 @@ class SearchConfig:
     screen: bool = True  # redraw, unevaluated, a proposal the static probe rejects (evolution and random search)
     crossover: float = 0.0  # share of evolution's children grafted from two tournament winners (gp.variation)
     parsimony: bool = False  # of tournament members that score the same, only the smallest live graph competes
-    distinct: bool = True  # a candidate scoring exactly as a window member stays out of the window (recorded)
+    distinct: bool = False  # a candidate scoring exactly as a window member stays out of the window (recorded)
     batch_stats: bool = True  # False: the batch-independent ("S") search space
     max_nodes: int = 10  # intermediate nodes of random graphs (paper: 10)
     budget: int = 1000  # finished evaluations, duplicates excluded

@@ -340,12 +340,12 @@ class Evolution(Searcher):
     Genomes are kept at ``space.max_nodes`` nodes (random ones padded with dead nodes), so that
     any graph of the space stays reachable from every lineage (see :mod:`gp.variation`).
 
-    ``distinct=True`` (the default since the sixteenth session; docs/results.md §1.0g) keeps out of
-    the window a candidate whose scores equal a window member's exactly. It is recorded and counts
-    against the budget, but it never becomes a member. On a probe fitness, dozens of variants that
-    compute the same values there otherwise fill the window: ``max(std_batch(x), tanh(tanh(x)))``
-    is ``std_batch(x)`` on N(0, 1) inputs, and the window stalls on that plateau. ``False`` is the
-    behaviour before, and the one states written without the option replay with.
+    ``distinct=True`` keeps out of the window a candidate whose scores equal a window member's
+    exactly. It is recorded and counts against the budget, but it never becomes a member. On a
+    probe fitness, dozens of variants that compute the same values there otherwise fill the window:
+    ``max(std_batch(x), tanh(tanh(x)))`` is ``std_batch(x)`` on N(0, 1) inputs, and the window
+    stalls on that plateau. Off by default: its pilots were within noise overall, with one target
+    rescued (docs/results.md §1.0g).
 
     Three options for studies, off by default because their pilots on the surrogate were within
     noise (docs/results.md §1.0, Tuning): ``crossover`` is the share of children grafted from the
@@ -362,7 +362,7 @@ class Evolution(Searcher):
                  seed_layers: Sequence[str] = (), window_rejected: bool = False, mutation: str = "indel",
                  mutation_repeat: float = 0.5, immigration: float = 0.0, flat_tournament: str = "random",
                  require_x: bool = True, min_window: int | None = None, screen: bool = True, crossover: float = 0.0,
-                 parsimony: bool = False, elite: float = 0.0, distinct: bool = True, **kwargs) -> None:
+                 parsimony: bool = False, elite: float = 0.0, distinct: bool = False, **kwargs) -> None:
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
         if not 1 <= tournament_size <= population_size:

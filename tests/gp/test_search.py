@@ -209,14 +209,14 @@ def test_elite_children_descend_from_the_best_so_far_even_after_it_aged_out(surr
 
 
 def test_distinct_keeps_equal_scores_out_of_the_window():
-    """Under ``distinct`` (the default), no two window members score the same, the candidates kept
+    """Under ``distinct``, no two window members score the same, the candidates kept
     out are still recorded (evaluated, in the history), and the window replays from a saved state;
     a state written before the option replays without it."""
     def plateau(genome):  # many functions, few scores: a probe fitness on which variants tie
         return round(genome.live_nodes / 3) / 4
 
     for distinct in (False, True):
-        ev = Evolution(12, 3, "average", seed=4, **({} if distinct else {"distinct": False}))
+        ev = Evolution(12, 3, "average", seed=4, distinct=distinct)
         ev.run(plateau, 150)
         scores = [ev.history[m].objectives for m in ev.window]
         assert (len(set(scores)) == len(scores)) == distinct
@@ -225,10 +225,11 @@ def test_distinct_keeps_equal_scores_out_of_the_window():
             resumed = Searcher.from_state(json.loads(json.dumps(ev.state())))
             assert resumed.distinct and list(resumed.window) == list(ev.window)
             assert resumed.state() == ev.state()
-    state = Evolution(10, 3, seed=5).state()
-    assert state["params"]["distinct"] is True  # the default
+    state = Evolution(10, 3, seed=5, distinct=True).state()
+    assert state["params"]["distinct"] is True
     del state["params"]["distinct"]  # a state written before the option: it ran without it
     assert Searcher.from_state(state).distinct is False
+    assert Evolution(10, 3, seed=5).distinct is False  # off by default
 
 
 def test_parsimony_lets_only_the_smallest_of_equal_scorers_compete():
