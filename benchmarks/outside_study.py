@@ -39,11 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from search_dynamics import (  # noqa: E402
+    cell_tests,
     plot,
     run_searches,
     save_curves,
-    sign_test,
-    sign_test_sooner,
     targets,
 )
 
@@ -153,16 +152,11 @@ def main() -> None:
     print(f"\n{'target':<10} {'criterion':<8} " + " ".join(f"{'@' + str(m):>15}" for m in marks)
           + "   W/T/L   p        sooner W/T/L   p")
     won = sooner_won = 0
-    for name in chosen:
-        rnd = np.array(curves[(name, "random", "-")])
-        for c in criteria:
-            evo = np.array(curves[(name, "evolution", c)])
-            w, t, lo, p = sign_test(evo[:, -1], rnd[:, -1], args.margin)
-            ws, ts, ls, ps = sign_test_sooner(evo, rnd, args.margin)
-            won += w >= 0.8 * args.seeds
-            sooner_won += ws >= 0.8 * args.seeds
-            cells = " ".join(f"{evo[:, m - 1].mean():>7.3f}/{rnd[:, m - 1].mean():<7.3f}" for m in marks)
-            print(f"{name:<10} {c:<8} {cells}  {w:>2}/{t}/{lo}  {p:.4f}   {ws:>2}/{ts}/{ls}   {ps:.4f}")
+    for name, c, evo, rnd, (w, t, lo, p), (ws, ts, ls, ps) in cell_tests(curves, chosen, criteria, args.margin):
+        won += w >= 0.8 * args.seeds
+        sooner_won += ws >= 0.8 * args.seeds
+        cells = " ".join(f"{evo[:, m - 1].mean():>7.3f}/{rnd[:, m - 1].mean():<7.3f}" for m in marks)
+        print(f"{name:<10} {c:<8} {cells}  {w:>2}/{t}/{lo}  {p:.4f}   {ws:>2}/{ts}/{ls}   {ps:.4f}")
     pairs = len(chosen) * len(criteria)
     print("(cells: evolution / random, mean over seeds of the best fitness so far (the mean over objectives), "
           "0 = the target's function)")

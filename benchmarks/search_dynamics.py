@@ -142,6 +142,16 @@ def _verdict(wins: int, losses: int, n: int) -> tuple[int, int, int, float]:
     return wins, n - wins - losses, losses, sign_test_p(wins, losses)
 
 
+def cell_tests(curves: dict, names, criteria: list[str], margin: float):
+    """Per target and criterion, in that order: (target, criterion, evolution's best-so-far curves,
+    random search's (seeds x evaluations), the sign test on the final bests, the "sooner" one)."""
+    for name in names:
+        rnd = np.array(curves[(name, "random", "-")])
+        for c in criteria:
+            evo = np.array(curves[(name, "evolution", c)])
+            yield name, c, evo, rnd, sign_test(evo[:, -1], rnd[:, -1], margin), sign_test_sooner(evo, rnd, margin)
+
+
 def plot(curves: dict, names: list[str], criteria: list[str], path: Path, title: str, *, errors: bool = False) -> None:
     """Mean best-so-far curves with interquartile bands, one panel per target. ``errors=True``:
     the curves are minus an error, drawn as the error on a log scale (lower is better; floored at
@@ -265,16 +275,11 @@ def main() -> None:
     print(f"\n{'target':<10} {'criterion':<8} " + " ".join(f"{'@' + str(m):>13}" for m in marks)
           + "   W/T/L   sign-test p   sooner: W/T/L   p")
     verdicts, sooner = [], []
-    for name in chosen:
-        rnd = np.array(curves[(name, "random", "-")])
-        for c in criteria:
-            evo = np.array(curves[(name, "evolution", c)])
-            w, t, lo, p = sign_test(evo[:, -1], rnd[:, -1], args.margin)
-            ws, ts, ls, ps = sign_test_sooner(evo, rnd, args.margin)
-            verdicts.append(w >= 0.8 * args.seeds)
-            sooner.append(ws >= 0.8 * args.seeds)
-            cells = " ".join(f"{evo[:, m - 1].mean():>6.3f}/{rnd[:, m - 1].mean():<6.3f}" for m in marks)
-            print(f"{name:<10} {c:<8} {cells}  {w:>2}/{t}/{lo}   {p:.4f}        {ws:>2}/{ts}/{ls}   {ps:.4f}")
+    for name, c, evo, rnd, (w, t, lo, p), (ws, ts, ls, ps) in cell_tests(curves, chosen, criteria, args.margin):
+        verdicts.append(w >= 0.8 * args.seeds)
+        sooner.append(ws >= 0.8 * args.seeds)
+        cells = " ".join(f"{evo[:, m - 1].mean():>6.3f}/{rnd[:, m - 1].mean():<6.3f}" for m in marks)
+        print(f"{name:<10} {c:<8} {cells}  {w:>2}/{t}/{lo}   {p:.4f}        {ws:>2}/{ts}/{ls}   {ps:.4f}")
     print("(cells: evolution / random, mean best-so-far over seeds; W/T/L on the final best; 'sooner': a tie on "
           "the final best goes to the search that reached it in fewer evaluations)")
     print("duplicate proposals per search, mean: " + ", ".join(f"{a} {np.mean(d):.0f}" for a, d in duplicates.items()))

@@ -418,8 +418,9 @@ class Evolution(Searcher):
 
     def _append(self, record: Record) -> None:
         super()._append(record)
-        if not (record.objectives is not None or (self.window_rejected and not is_transient(record.status,
-                                                                                             record.stage))):
+        may_join = record.objectives is not None or (
+            self.window_rejected and not is_transient(record.status, record.stage))
+        if not may_join:
             return
         self._qualified += 1
         if self.distinct and record.objectives is not None and any(
