@@ -3,6 +3,7 @@
 
     python benchmarks/step_time.py [--preset cpu] [--device cpu] [--batch 32] [--rounds 5]
         [--layers bn_relu,evonorm_b0,evonorm_s0] [--compiled] [--dynamic] [--floor] [--graph]
+        [--channels-last]
 
 Rounds interleave the layers, so drift on a noisy machine hits all of them alike; the ratio is
 the median over rounds of (layer step time / reference step time in the same round).
@@ -17,6 +18,9 @@ so ``NAME / free`` is the most a faster layer can save).
 graph (``evaluation.graphs``; columns ``NAME^``, ``reference^``): warm-up and capture happen in
 the warm-up call. Every ratio is over the eager reference, so ``reference^`` is what capture
 saves native BN-ReLU and ``NAME^ / reference^`` compares like with like.
+``--channels-last`` (CPU) adds ``reference@`` and ``NAME@``: the model and its input in
+channels_last, eager, over the same contiguous reference (the evaluator runs CPU steps
+contiguous and CUDA steps channels_last).
 """
 
 from __future__ import annotations
@@ -94,6 +98,9 @@ def main() -> None:
                          "faster layer can save")
     ap.add_argument("--graph", action="store_true",
                     help="CUDA: also time every form replayed from a CUDA graph (NAME^)")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="CPU: also time the reference and each eager layer with the model and its input in "
+                         "channels_last (NAME@; CUDA runs every form so already)")
     args = ap.parse_args()
     names = [n.strip() for n in args.layers.split(",") if n.strip()]
     for n in names:
@@ -106,6 +113,9 @@ def main() -> None:
     data = (images, torch.randint(0, 10, (batch,), generator=gen).to(device))
     if device.type == "cuda":
         data = (data[0].contiguous(memory_format=torch.channels_last), data[1])
+    if args.channels_last and device.type == "cuda":
+        ap.error("--channels-last is for CPU runs: on CUDA every form already runs channels_last")
+    data_cl = (data[0].contiguous(memory_format=torch.channels_last), data[1])
     if args.graph and device.type != "cuda":
         ap.error(f"--graph needs a CUDA device, got {device}")
     if args.graph and args.steps <= WARMUP_STEPS:
@@ -113,6 +123,7 @@ def main() -> None:
     layers = ["reference"] + names + ([f"{n}*" for n in names] if args.compiled else [])
     layers += [f"{n}*d" for n in names] if args.dynamic else []
     layers += ["free"] if args.floor else []
+    layers += [f"{n}@" for n in ["reference", *names]] if args.channels_last else []
     layers += [f"{n}^" for n in layers] if args.graph else []
     print(f"device {device}, batch {batch}, preset {args.preset}; ratio = step time / reference BN-act step time")
     print(f"{'anchor':<16} {'width':>6} {'reference ms':>13} " + " ".join(f"{n:>10}" for n in layers[1:]))
@@ -123,6 +134,8 @@ def main() -> None:
         timers = {}
         for name in layers:
             form = name.rstrip("^")
+            channels_last = form.endswith("@")
+            form = form.removesuffix("@")
             base = form.removesuffix("*d").removesuffix("*")
             if base == "reference":
                 norm_act = architectures.reference_norm_act(anchor.arch)
@@ -136,10 +149,10 @@ def main() -> None:
                 compiler.use_compiled(model, shapes="per-resolution")
             elif form.endswith("*d"):
                 compiler.use_compiled(model, shapes="dynamic")
-            if device.type == "cuda":
+            if device.type == "cuda" or channels_last:
                 model = model.to(memory_format=torch.channels_last)
             timer = graph_step_timer if name.endswith("^") else step_timer
-            timers[name] = timer(model, data, device, args.steps)
+            timers[name] = timer(model, data_cl if channels_last else data, device, args.steps)
             timers[name]()  # warm-up
         ratios = {n: [] for n in layers}
         ref_times = []

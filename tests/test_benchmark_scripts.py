@@ -76,6 +76,18 @@ def test_rejection_time_times_a_rejected_reference_again_without_the_quality_che
     assert len(curves) == 3 and all("at step 4" in c and "at step 6" in c for c in curves)
 
 
+def test_step_time_adds_channels_last_forms_over_the_contiguous_reference():
+    """``--channels-last`` adds ``reference@`` and ``NAME@`` columns, each a positive ratio over the
+    contiguous reference measured in the same rounds."""
+    out = _run("benchmarks/step_time.py", "--preset", "smoke", "--anchors", "resnet50", "--layers", "bn_relu",
+               "--rounds", "1", "--steps", "1", "--batch", "4", "--channels-last")
+    header = next(line for line in out.splitlines() if line.startswith("anchor"))
+    assert header.split()[-3:] == ["bn_relu", "reference@", "bn_relu@"], header
+    row = next(line for line in out.splitlines() if line.startswith("resnet50"))
+    ratios = [float(v) for v in row.split()[3:]]
+    assert len(ratios) == 3 and all(r > 0 for r in ratios), row
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("shapes", ["per-resolution", "dynamic"])
 def test_layer_speed_times_the_evaluators_compiled_path(shapes):
