@@ -14,7 +14,9 @@ winner criteria differ; with one probe the fitness returns a plain number. A lay
 or gives a non-finite output is told as rejected (None). The project's surrogate
 (``gp.search.surrogate``), which the search defaults were tuned on, scores ``1 / (1 + e)`` on
 three probe shapes with per-channel scales and shifts, through the interpreter: none of that is
-used here.
+used here. ``--fitness correlation`` scores minus the correlation distance ``1 - r`` instead (``r``
+the Pearson correlation of the flattened outputs): 0 for the target's function up to scale and
+shift, so layers that differ from the target by an affine map tie with it.
 
 Searches: ``Evolution(population, tournament, criterion, seed=s)`` with every other option at
 its default, and ``RandomSearch(seed=s)``, ``--budget`` evaluations each, seeds ``--first-seed``
@@ -83,16 +85,48 @@ class NormalisedError:
         ys = self._outputs(genome)
         if ys is None:
             return None
-        errors = [float((y - t).norm() / t.norm()) for y, t in zip(ys, self.ts, strict=True)]
+        errors = [self.error(y, t) for y, t in zip(ys, self.ts, strict=True)]
         if not all(np.isfinite(errors)):
             return None
         return -errors[0] if len(errors) == 1 else tuple(-e for e in errors)
+
+    @staticmethod
+    def error(y: torch.Tensor, t: torch.Tensor) -> float:
+        return float((y - t).norm() / t.norm())
+
+
+class CorrelationDistance(NormalisedError):
+    """Minus the correlation distance ``1 - r`` of a layer's output to the target's, ``r`` the
+    Pearson correlation of the flattened outputs: 0 for the target's function up to scale and
+    shift, -2 at worst; a constant output correlates with nothing (r = 0)."""
+
+    def __init__(self, target: Genome, probes: int = 1, seed: int = 0) -> None:
+        super().__init__(target, probes, seed)
+        if any(self.centred(t) is None for t in self.ts):
+            raise ValueError(f"target {target.expression()} gives a constant output on the probes")
+
+    @staticmethod
+    def centred(y: torch.Tensor) -> torch.Tensor | None:
+        """``y`` flattened, minus its mean, as unit vector; None where it is constant up to rounding."""
+        c = y.flatten().double()
+        c = c - c.mean()
+        spread = float(c.norm())
+        return None if spread <= 1e-6 * float(y.double().norm()) else c / spread
+
+    @classmethod
+    def error(cls, y: torch.Tensor, t: torch.Tensor) -> float:
+        yc, tc = cls.centred(y), cls.centred(t)
+        return 1.0 - (float(yc @ tc) if yc is not None else 0.0)
+
+
+FITNESS = {"error": NormalisedError, "correlation": CorrelationDistance}
+"""``--fitness``: the score an outside study might write."""
 
 
 def run_one(job: tuple) -> tuple[tuple, list[float]]:
     name, text, algorithm, criterion, seed, args = job
     torch.set_num_threads(1)
-    fitness = NormalisedError(Genome.parse(text), args["probes"])
+    fitness = FITNESS[args.get("outside_fitness", "error")](Genome.parse(text), args["probes"])
     if algorithm == "random":
         search = RandomSearch(seed=seed)
     else:
@@ -118,6 +152,9 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=1,
                     help=f"probes of shapes {', '.join('x'.join(map(str, sh)) for sh in SHAPES)}, the first N, one "
                          "objective each (default %(default)s: one number)")
+    ap.add_argument("--fitness", choices=sorted(FITNESS), default="error",
+                    help="error: minus the normalised error (default); correlation: minus the correlation "
+                         "distance 1 - r, blind to the output's scale and shift")
     ap.add_argument("--budget", type=int, default=400, help="evaluations per search (default %(default)s)")
     ap.add_argument("--seeds", type=int, default=10, help="seeds per algorithm (default %(default)s)")
     ap.add_argument("--first-seed", type=int, default=100, help="seeds run from here (default %(default)s)")
@@ -134,14 +171,15 @@ def main() -> None:
     criteria = args.criteria.split(",")
     chosen = targets(args.targets, args.target_seed, args.min_live)
     settings = {"budget": args.budget, "population": args.population, "tournament": args.tournament,
-                "probes": args.probes, "distinct": args.distinct}
-    print(f"fitness -||y - t|| / ||t|| on N(0, 1) probes {', '.join(map(str, SHAPES[:args.probes]))}, one "
+                "probes": args.probes, "distinct": args.distinct, "outside_fitness": args.fitness}
+    formula = "-||y - t|| / ||t||" if args.fitness == "error" else "-(1 - pearson(y, t))"
+    print(f"fitness {formula} on N(0, 1) probes {', '.join(map(str, SHAPES[:args.probes]))}, one "
           f"objective each; budget {args.budget}; {args.seeds} seeds "
           f"from {args.first_seed}; Evolution({args.population}, {args.tournament}, criterion"
           f"{', distinct=True' if args.distinct else ''}) with its defaults; "
           f"RandomSearch() with its defaults")
     for name, g in chosen.items():
-        NormalisedError(g, args.probes)  # refuses a target with no usable output before any search
+        FITNESS[args.fitness](g, args.probes)  # refuses a target with no usable output before any search
         print(f"  target {name}: {g.expression()}")
     results = run_searches(run_one, chosen, criteria, range(args.first_seed, args.first_seed + args.seeds),
                            settings, args.workers)
@@ -159,12 +197,12 @@ def main() -> None:
         print(f"{name:<10} {c:<8} {cells}  {w:>2}/{t}/{lo}  {p:.4f}   {ws:>2}/{ts}/{ls}   {ps:.4f}")
     pairs = len(chosen) * len(criteria)
     print("(cells: evolution / random, mean over seeds of the best fitness so far (the mean over objectives), "
-          "0 = the target's function)")
+          f"0 = the target's function{' up to scale and shift' if args.fitness == 'correlation' else ''})")
     print(f"evolution wins >= 80% of seeds in {won} of {pairs} target/criterion pairs "
           f"({sooner_won} with ties broken by evaluations needed)")
     path = Path(args.plot)
     plot(curves, list(chosen), criteria, path,
-         f"outside study: -normalised error, pop {args.population}, tournament {args.tournament}, "
+         f"outside study: {formula}, pop {args.population}, tournament {args.tournament}, "
          f"{args.seeds} seeds", errors=True)
     save_curves(path.with_suffix(".json"),
                 settings | {"seeds": args.seeds, "first_seed": args.first_seed, "fitness": "outside"}, chosen, curves)

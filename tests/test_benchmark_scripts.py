@@ -119,6 +119,21 @@ def test_before_after_names_a_commit_it_cannot_check_out():
     assert proc.returncode != 0 and "cannot check out 'no-such-commit'" in proc.stderr
 
 
+def test_outside_study_correlation_fitness_is_blind_to_scale_and_shift_only():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from outside_study import CorrelationDistance
+
+    fitness = CorrelationDistance(Genome.parse("t1 = tanh(x)"))
+    assert fitness(Genome.parse("t1 = tanh(x)")) == pytest.approx(0.0, abs=1e-12)
+    assert fitness(Genome.parse("t1 = tanh(x); t2 = neg(t1)")) == pytest.approx(-2.0, abs=1e-9)  # r = -1
+    assert fitness(Genome.parse("t1 = tanh(x); t2 = add(t1, t1)")) == pytest.approx(0.0, abs=1e-9)  # 2 tanh(x)
+    other = fitness(Genome.parse("t1 = exp(x)"))
+    assert -2.0 < other < -1e-3  # a different function
+    assert fitness(Genome.parse("t1 = mean_layer(x)")) < other  # per-sample constant: barely correlated
+    with pytest.raises(ValueError, match="constant output"):
+        CorrelationDistance(Genome.parse("t1 = mean_batch(x); t2 = mean_layer(t1)"))
+
+
 def test_outside_study_scores_the_target_zero_and_compares_searches_end_to_end(tmp_path):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from outside_study import NormalisedError
