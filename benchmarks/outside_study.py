@@ -16,7 +16,8 @@ or gives a non-finite output is told as rejected (None). The project's surrogate
 three probe shapes with per-channel scales and shifts, through the interpreter: none of that is
 used here. ``--fitness correlation`` scores minus the correlation distance ``1 - r`` instead (``r``
 the Pearson correlation of the flattened outputs): 0 for the target's function up to scale and
-shift, so layers that differ from the target by an affine map tie with it.
+shift, so layers that differ from the target by an affine map tie with it. ``--batch B`` drives
+both searches as a user with B parallel evaluations would: ask B genomes, then tell B scores.
 
 Searches: ``Evolution(population, tournament, criterion, seed=s)`` with every other option at
 its default, and ``RandomSearch(seed=s)``, ``--budget`` evaluations each, seeds ``--first-seed``
@@ -132,7 +133,14 @@ def run_one(job: tuple) -> tuple[tuple, list[float]]:
     else:
         search = Evolution(args["population"], args["tournament"], criterion, seed=seed,
                            **({"distinct": True} if args.get("distinct") else {}))
-    history = search.run(fitness, args["budget"])
+    batch = args.get("batch", 1)
+    if batch == 1:
+        history = search.run(fitness, args["budget"])
+    else:  # as a user with `batch` parallel evaluations would drive it: ask them all, then tell them all
+        while search.evaluated < args["budget"]:
+            for genome in [search.ask() for _ in range(min(batch, args["budget"] - search.evaluated))]:
+                search.tell(genome, fitness(genome))
+        history = search.history
     best, curve = -np.inf, []
     for record in history:
         if record.objectives is not None:
@@ -165,19 +173,26 @@ def main() -> None:
                     help="least difference of final errors counted as a win (default %(default)s)")
     ap.add_argument("--distinct", action="store_true",
                     help="a study of an option: Evolution(distinct=True) instead of the defaults")
+    ap.add_argument("--batch", type=int, default=1,
+                    help="ask this many genomes, then tell their scores, as a user evaluating them in "
+                         "parallel would (default %(default)s: Searcher.run, one at a time)")
     ap.add_argument("--workers", type=int, default=2, help="processes (default %(default)s)")
     ap.add_argument("--plot", default="runs/outside-study.png", help="plot path (default %(default)s)")
     args = ap.parse_args()
+    if args.batch < 1:
+        ap.error(f"--batch must be at least 1, got {args.batch}")
     criteria = args.criteria.split(",")
     chosen = targets(args.targets, args.target_seed, args.min_live)
     settings = {"budget": args.budget, "population": args.population, "tournament": args.tournament,
-                "probes": args.probes, "distinct": args.distinct, "outside_fitness": args.fitness}
+                "probes": args.probes, "distinct": args.distinct, "outside_fitness": args.fitness,
+                "batch": args.batch}
     formula = "-||y - t|| / ||t||" if args.fitness == "error" else "-(1 - pearson(y, t))"
     print(f"fitness {formula} on N(0, 1) probes {', '.join(map(str, SHAPES[:args.probes]))}, one "
           f"objective each; budget {args.budget}; {args.seeds} seeds "
           f"from {args.first_seed}; Evolution({args.population}, {args.tournament}, criterion"
           f"{', distinct=True' if args.distinct else ''}) with its defaults; "
-          f"RandomSearch() with its defaults")
+          f"RandomSearch() with its defaults"
+          + (f"; asked and told {args.batch} at a time" if args.batch > 1 else ""))
     for name, g in chosen.items():
         FITNESS[args.fitness](g, args.probes)  # refuses a target with no usable output before any search
         print(f"  target {name}: {g.expression()}")

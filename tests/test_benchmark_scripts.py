@@ -134,6 +134,23 @@ def test_outside_study_correlation_fitness_is_blind_to_scale_and_shift_only():
         CorrelationDistance(Genome.parse("t1 = mean_batch(x); t2 = mean_layer(t1)"))
 
 
+def test_outside_study_asks_and_tells_in_batches():
+    """``--batch``: both searches run their whole budget with B genomes asked before any is told;
+    a batch below 1 is refused by name."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from outside_study import run_one
+
+    from gp import zoo
+
+    settings = {"budget": 30, "population": 8, "tournament": 3, "probes": 1, "batch": 4}
+    for algorithm in ("evolution", "random"):
+        _, curve = run_one(("b0", str(zoo.get("evonorm_b0")), algorithm, "average", 100, settings))
+        assert len(curve) == 30 and np.all(np.diff(curve) >= 0) and curve[-1] < 0.0
+    proc = subprocess.run([sys.executable, "benchmarks/outside_study.py", "--batch", "0"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "--batch must be at least 1, got 0" in proc.stderr
+
+
 def test_outside_study_scores_the_target_zero_and_compares_searches_end_to_end(tmp_path):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from outside_study import NormalisedError
