@@ -71,3 +71,27 @@ def test_sync_every_below_one_is_refused(setup):
     cfg, data = setup
     with pytest.raises(ValueError, match="sync_every must be at least 1, got 0"):
         _training(cfg, data, zoo.get("bn_relu"), [], 0)
+
+
+def test_accuracy_scores_exactly_the_limit_whatever_the_batch_size():
+    """A limit that is not a multiple of the validation batch scores exactly ``limit`` images, and
+    the batch size (50 on a CPU by default, 500 on an accelerator) changes no prediction: every
+    layer is per sample in eval mode."""
+    from evaluation.data import DeviceData, Split
+    from evaluation.train import accuracy, val_batch
+
+    assert val_batch(torch.device("cpu")) == 50 and val_batch(torch.device("cuda")) == 500
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (130, 3, 16, 16), dtype=torch.uint8, generator=g)
+    labels = torch.arange(130) % 10
+    data = DeviceData(Split(images[:10], labels[:10]), Split(images, labels), "cpu")
+    torch.manual_seed(0)
+    model = build_model(AnchorConfig("resnet50", 0.0625), layer_factory(zoo.get("evonorm_b0")), torch.device("cpu"), 0)
+    model.eval()
+    with torch.no_grad():
+        predicted = model(data.augmenter.normalize(images)).argmax(1)
+    right = predicted == labels
+    for limit in (70, 101, None):
+        want = int(right[:limit].sum()) / len(right[:limit])
+        for batch_size in (None, 7, 500):
+            assert accuracy(model, data, limit, batch_size) == pytest.approx(want, abs=1e-12), (limit, batch_size)
