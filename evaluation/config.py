@@ -37,6 +37,7 @@ class DataConfig:
     val_size: int = 5000  # held out of the training split; the search never sees the test split
     per_class: int | None = None  # keep only the first k training images of each class (small runs)
     val_limit: int | None = None  # evaluate on at most this many validation images
+    val_batch: int | None = None  # images per validation batch (None: 50 on a CPU, 500 on an accelerator)
     split_seed: int = 0  # fixes the train / validation cut
     resolution: int | None = None  # downsample every image to this side by area averaging (None: as stored)
 
@@ -168,7 +169,8 @@ _FRACTION = ((lambda v: 0 <= v < 1), "in [0, 1)")
 _RANGES: dict[type, dict[str, tuple[Callable, str]]] = {
     AnchorConfig: {"arch": ((lambda v: bool(v)), "a non-empty name"), "width": _POSITIVE},
     DataConfig: {"source": ((lambda v: bool(v)), "a non-empty name or path"), "val_size": _at_least(1),
-                 "per_class": _at_least(1), "val_limit": _at_least(1), "split_seed": _at_least(0),
+                 "per_class": _at_least(1), "val_limit": _at_least(1), "val_batch": _at_least(1),
+                 "split_seed": _at_least(0),
                  "resolution": _at_least(4)},
     TrainConfig: {"steps": _at_least(1), "batch_size": _at_least(1), "lr": _POSITIVE, "warmup": _FRACTION,
                   "momentum": _FRACTION, "weight_decay": _at_least(0), "eval_at": _at_least(1),

@@ -55,7 +55,7 @@ from evaluation.hooks import (
     static_check,
 )
 from evaluation.result import EvalResult, Status
-from evaluation.train import Progress, Training, autocast, build_model, time_steps, val_batch
+from evaluation.train import Progress, Training, autocast, build_model, time_steps
 from gp import Genome, compiler, layer_factory, zoo
 from gp.compiler import use_compiled
 
@@ -143,9 +143,9 @@ def load_data(config: EvalConfig, device: torch.device, *, test: bool = False) -
 
     split = read("train", per_class=d.per_class)
     if test:
-        return datamod.DeviceData(split, read("test"), device)
+        return datamod.DeviceData(split, read("test"), device, d.val_batch)
     train, val = datamod.holdout(split, d.val_size, d.split_seed)
-    return datamod.DeviceData(train, val, device)
+    return datamod.DeviceData(train, val, device, d.val_batch)
 
 
 @dataclass
@@ -318,7 +318,7 @@ class Evaluator:
             return
         n = min(self.config.train.batch_size, len(self.data.train))
         images, labels = self.data.augmenter.normalize(self.data.train.images[:n]), self.data.train.labels[:n]
-        val_images = next(self.data.val_batches(val_batch(self.device)), (None,))[0] if compiler.COMPILE_EVAL else None
+        val_images = next(self.data.val_batches(self.data.val_batch), (None,))[0] if compiler.COMPILE_EVAL else None
         with clock("compile"):
             for run in runs:
                 use_compiled(run.ctx.model, shapes=self.config.train.compile_shapes)

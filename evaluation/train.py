@@ -74,20 +74,13 @@ def autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
-def val_batch(device: torch.device) -> int:
-    """Images per validation batch: 50 on a CPU, 500 on an accelerator. On a CPU a 500-image batch's
-    activations overflow the caches: validating 1,000 images took 1.5-3.6x as long in batches of
-    500 as in batches of 50 on the ``cpu`` preset's anchors (``docs/results.md`` §5i). Every layer
-    is evaluated per sample in eval mode, so the batch size changes no accuracy beyond rounding."""
-    return 50 if torch.device(device).type == "cpu" else 500
-
-
 @torch.no_grad()
 def accuracy(model: nn.Module, data: DeviceData, limit: int | None, batch_size: int | None = None) -> float:
-    """Top-1 accuracy on the first ``limit`` validation images (all of them when None)."""
+    """Top-1 accuracy on the first ``limit`` validation images (all of them when None), in batches
+    of ``batch_size`` (default: ``data.val_batch``)."""
     model.eval()
     correct, seen = torch.zeros((), dtype=torch.int64, device=data.device), 0
-    for images, labels in data.val_batches(batch_size or val_batch(data.device)):
+    for images, labels in data.val_batches(batch_size or data.val_batch):
         if limit is not None:
             if seen >= limit:
                 break

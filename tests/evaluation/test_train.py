@@ -77,10 +77,10 @@ def test_accuracy_scores_exactly_the_limit_whatever_the_batch_size():
     """A limit that is not a multiple of the validation batch scores exactly ``limit`` images, and
     the batch size (50 on a CPU by default, 500 on an accelerator) changes no prediction: every
     layer is per sample in eval mode."""
-    from evaluation.data import DeviceData, Split
-    from evaluation.train import accuracy, val_batch
+    from evaluation.data import DeviceData, Split, default_val_batch
+    from evaluation.train import accuracy
 
-    assert val_batch(torch.device("cpu")) == 50 and val_batch(torch.device("cuda")) == 500
+    assert default_val_batch(torch.device("cpu")) == 50 and default_val_batch(torch.device("cuda")) == 500
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (130, 3, 16, 16), dtype=torch.uint8, generator=g)
     labels = torch.arange(130) % 10
@@ -95,3 +95,6 @@ def test_accuracy_scores_exactly_the_limit_whatever_the_batch_size():
         want = int(right[:limit].sum()) / len(right[:limit])
         for batch_size in (None, 7, 500):
             assert accuracy(model, data, limit, batch_size) == pytest.approx(want, abs=1e-12), (limit, batch_size)
+    configured = DeviceData(Split(images[:10], labels[:10]), Split(images, labels), "cpu", val_batch=13)
+    assert data.val_batch == 50 and configured.val_batch == 13  # data.val_batch in a config
+    assert accuracy(model, configured, 101) == pytest.approx(int(right[:101].sum()) / 101, abs=1e-12)
