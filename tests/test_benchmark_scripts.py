@@ -76,6 +76,18 @@ def test_rejection_time_times_a_rejected_reference_again_without_the_quality_che
     assert len(curves) == 3 and all("at step 4" in c and "at step 6" in c for c in curves)
 
 
+@pytest.mark.slow
+def test_val_batch_times_each_size_in_one_evaluator_with_the_same_accuracies(cifar_dir):
+    """Validation batch sizes side by side: a row per size with both ratios, and the same accuracies
+    at every size (every layer is per sample in eval mode)."""
+    out = _run("benchmarks/val_batch.py", "--preset", "smoke", "--data", str(cifar_dir), "--sizes", "500,7",
+               "--rounds", "1")
+    rows = [line.split() for line in out.splitlines() if line.startswith("bn_relu ")]
+    assert [r[1] for r in rows] == ["500", "7"] and rows[0][4:] == ["1.00x", "1.00x"], out
+    assert all(re.fullmatch(r"\d+\.\d\dx", v) for r in rows for v in r[4:]), out
+    assert "accuracies differ" not in out
+
+
 def test_step_time_adds_channels_last_forms_over_the_contiguous_reference():
     """``--channels-last`` adds ``reference@`` and ``NAME@`` columns, each a positive ratio over the
     contiguous reference measured in the same rounds."""
