@@ -64,7 +64,8 @@ class Stability(Hook):
 
     Each step ascends log ||dL/dθ|| with a relative step of ``lr`` (every weight tensor moves by
     ``lr`` times its own norm), so the test is the same whatever the weights' scale. It runs on a
-    copy of the model: training starts from untouched weights.
+    copy of the model: training starts from untouched weights. The norm after the last move is
+    computed without the graph for a second derivative (off CUDA graphs): no move follows it.
 
     Each ascent step stays on the device (no host read inside it); the host reads the norms every
     :data:`CHECK_EVERY_CUDA` steps on CUDA (every step elsewhere) and judges them in order, so the
@@ -93,13 +94,16 @@ class Stability(Hook):
         def ascend() -> torch.Tensor:
             return _ascent_step(model, weights, images, labels, self.lr)
 
+        def last() -> torch.Tensor:  # the norm after the final move: no further move to compute
+            return _gradient_norm(model, weights, images, labels, create_graph=False)
+
         if cuda and GRAPH_STABILITY:
-            ascend = ReplayedCall(ascend)
+            ascend = last = ReplayedCall(ascend)  # one graph serves every step, the last one too
         every = self.check_every or (CHECK_EVERY_CUDA if cuda else 1)
         done = 0
         while done <= self.steps:  # the norm at weights moved ``done`` times, for done = 0 .. steps
             chunk = min(every, self.steps + 1 - done)
-            norms = [ascend() for _ in range(chunk)]
+            norms = [(last if done + i == self.steps else ascend)() for i in range(chunk)]
             for offset, value in enumerate(torch.stack(norms).tolist()):  # one host read per chunk
                 at = done + offset
                 if not math.isfinite(value):
@@ -120,13 +124,20 @@ CHECK_EVERY_CUDA = 10
 at the same step; at most this many steps are computed past it)."""
 
 
+def _gradient_norm(model: nn.Module, weights: list[torch.Tensor], images: torch.Tensor, labels: torch.Tensor,
+                   create_graph: bool) -> torch.Tensor:
+    """||dL/dθ|| over the convolution weights (a device scalar, float32); differentiable with
+    ``create_graph``, which the ascent needs and the final norm does not."""
+    loss = F.cross_entropy(model(images).float(), labels)
+    grads = torch.autograd.grad(loss, weights, create_graph=create_graph)
+    return torch.sqrt(sum(g.float().square().sum() for g in grads))
+
+
 def _ascent_step(model: nn.Module, weights: list[torch.Tensor], images: torch.Tensor, labels: torch.Tensor,
                  lr: float) -> torch.Tensor:
     """The gradient norm at the current weights (a device scalar, float32), then one ascent step on
     its log: every weight moves by ``lr`` times its own norm. Reads nothing back to the host."""
-    loss = F.cross_entropy(model(images).float(), labels)
-    grads = torch.autograd.grad(loss, weights, create_graph=True)
-    norm = torch.sqrt(sum(g.float().square().sum() for g in grads))
+    norm = _gradient_norm(model, weights, images, labels, create_graph=True)
     if not norm.requires_grad:  # the gradient does not depend on the weights: nothing to ascend
         return norm.detach()
     ascent = torch.autograd.grad(torch.log(norm), weights)

@@ -131,6 +131,18 @@ def test_before_after_names_a_commit_it_cannot_check_out():
     assert proc.returncode != 0 and "cannot check out 'no-such-commit'" in proc.stderr
 
 
+def test_stability_time_runs_both_revisions_tests_on_every_anchor_with_the_same_verdicts():
+    out = _run("benchmarks/stability_time.py", "--preset", "smoke", "--before", "HEAD", "--layers", "bn_relu",
+               "--rounds", "2", "--threads", "1")
+    rows = [line.split() for line in out.splitlines() if line.startswith("bn_relu")]
+    assert [r[1] for r in rows] == ["resnet50", "mobilenetv2", "efficientnet_b0"], out
+    assert all(re.fullmatch(r"\d+\.\d\dx", r[9]) and r[10] == "passed" for r in rows), out
+    assert "VERDICTS DIFFER" not in out and re.search(r"before/after \d+\.\d\dx$", out.strip()), out
+    proc = subprocess.run([sys.executable, "benchmarks/stability_time.py", "--before", "no-such-commit"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "revision 'no-such-commit'" in proc.stderr
+
+
 def test_outside_study_correlation_fitness_is_blind_to_scale_and_shift_only():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from outside_study import CorrelationDistance

@@ -59,6 +59,9 @@ def test_the_rejection_needs_the_ascent_direction():
         Stability(**PAPER).before_training(ctx)
     needed = _ascent_steps(caught.value.reason)
     Stability(needed - 1, PAPER["threshold"], PAPER["lr"]).before_training(ctx)
+    with pytest.raises(CandidateRejected) as just:  # the norm at the last step, computed without a second derivative
+        Stability(needed, PAPER["threshold"], PAPER["lr"]).before_training(ctx)
+    assert just.value.reason == caught.value.reason
     Stability(PAPER["steps"], PAPER["threshold"], -PAPER["lr"]).before_training(ctx)  # descent: no rejection
 
 
