@@ -124,15 +124,21 @@ FITNESS = {"error": NormalisedError, "correlation": CorrelationDistance}
 """``--fitness``: the score an outside study might write."""
 
 
+def make_search(algorithm: str, criterion: str, seed: int, args: dict) -> RandomSearch | Evolution:
+    """``RandomSearch()`` or ``Evolution(population, tournament, criterion)`` with their defaults,
+    but for the option a study is about (``distinct``, ``no_screen``)."""
+    if algorithm == "random":
+        return RandomSearch(seed=seed)
+    return Evolution(args["population"], args["tournament"], criterion, seed=seed,
+                     **({"distinct": True} if args.get("distinct") else {}),
+                     **({"screen": False} if args.get("no_screen") else {}))
+
+
 def run_one(job: tuple) -> tuple[tuple, list[float]]:
     name, text, algorithm, criterion, seed, args = job
     torch.set_num_threads(1)
     fitness = FITNESS[args.get("outside_fitness", "error")](Genome.parse(text), args["probes"])
-    if algorithm == "random":
-        search = RandomSearch(seed=seed)
-    else:
-        search = Evolution(args["population"], args["tournament"], criterion, seed=seed,
-                           **({"distinct": True} if args.get("distinct") else {}))
+    search = make_search(algorithm, criterion, seed, args)
     batch = args.get("batch", 1)
     if batch == 1:
         history = search.run(fitness, args["budget"])
@@ -173,6 +179,9 @@ def main() -> None:
                     help="least difference of final errors counted as a win (default %(default)s)")
     ap.add_argument("--distinct", action="store_true",
                     help="a study of an option: Evolution(distinct=True) instead of the defaults")
+    ap.add_argument("--no-screen", action="store_true",
+                    help="a study of an option: Evolution(screen=False), which also evaluates the layers that "
+                         "the static probe would reject (a constant output, one that ignores x)")
     ap.add_argument("--batch", type=int, default=1,
                     help="ask this many genomes, then tell their scores, as a user evaluating them in "
                          "parallel would (default %(default)s: Searcher.run, one at a time)")
@@ -184,13 +193,15 @@ def main() -> None:
     criteria = args.criteria.split(",")
     chosen = targets(args.targets, args.target_seed, args.min_live)
     settings = {"budget": args.budget, "population": args.population, "tournament": args.tournament,
-                "probes": args.probes, "distinct": args.distinct, "outside_fitness": args.fitness,
+                "probes": args.probes, "distinct": args.distinct, "no_screen": args.no_screen,
+                "outside_fitness": args.fitness,
                 "batch": args.batch}
     formula = "-||y - t|| / ||t||" if args.fitness == "error" else "-(1 - pearson(y, t))"
     print(f"fitness {formula} on N(0, 1) probes {', '.join(map(str, SHAPES[:args.probes]))}, one "
           f"objective each; budget {args.budget}; {args.seeds} seeds "
           f"from {args.first_seed}; Evolution({args.population}, {args.tournament}, criterion"
-          f"{', distinct=True' if args.distinct else ''}) with its defaults; "
+          f"{', distinct=True' if args.distinct else ''}{', screen=False' if args.no_screen else ''}) with its "
+          "defaults; "
           f"RandomSearch() with its defaults"
           + (f"; asked and told {args.batch} at a time" if args.batch > 1 else ""))
     for name, g in chosen.items():
