@@ -126,12 +126,13 @@ FITNESS = {"error": NormalisedError, "correlation": CorrelationDistance}
 
 def make_search(algorithm: str, criterion: str, seed: int, args: dict) -> RandomSearch | Evolution:
     """``RandomSearch()`` or ``Evolution(population, tournament, criterion)`` with their defaults,
-    but for the option a study is about (``distinct``, ``no_screen``)."""
+    but for the options a study is about (``distinct``, ``no_screen``, ``no_require_x``)."""
     if algorithm == "random":
         return RandomSearch(seed=seed)
     return Evolution(args["population"], args["tournament"], criterion, seed=seed,
                      **({"distinct": True} if args.get("distinct") else {}),
-                     **({"screen": False} if args.get("no_screen") else {}))
+                     **({"screen": False} if args.get("no_screen") else {}),
+                     **({"require_x": False} if args.get("no_require_x") else {}))
 
 
 def run_one(job: tuple) -> tuple[tuple, list[float]]:
@@ -182,6 +183,9 @@ def main() -> None:
     ap.add_argument("--no-screen", action="store_true",
                     help="a study of an option: Evolution(screen=False), which also evaluates the layers that "
                          "the static probe would reject (a constant output, one that ignores x)")
+    ap.add_argument("--no-require-x", action="store_true",
+                    help="a study of an option: Evolution(require_x=False), whose random genomes may then "
+                         "ignore x, as random search's do")
     ap.add_argument("--batch", type=int, default=1,
                     help="ask this many genomes, then tell their scores, as a user evaluating them in "
                          "parallel would (default %(default)s: Searcher.run, one at a time)")
@@ -194,13 +198,15 @@ def main() -> None:
     chosen = targets(args.targets, args.target_seed, args.min_live)
     settings = {"budget": args.budget, "population": args.population, "tournament": args.tournament,
                 "probes": args.probes, "distinct": args.distinct, "no_screen": args.no_screen,
+                "no_require_x": args.no_require_x,
                 "outside_fitness": args.fitness,
                 "batch": args.batch}
     formula = "-||y - t|| / ||t||" if args.fitness == "error" else "-(1 - pearson(y, t))"
     print(f"fitness {formula} on N(0, 1) probes {', '.join(map(str, SHAPES[:args.probes]))}, one "
           f"objective each; budget {args.budget}; {args.seeds} seeds "
           f"from {args.first_seed}; Evolution({args.population}, {args.tournament}, criterion"
-          f"{', distinct=True' if args.distinct else ''}{', screen=False' if args.no_screen else ''}) with its "
+          f"{', distinct=True' if args.distinct else ''}{', screen=False' if args.no_screen else ''}"
+          f"{', require_x=False' if args.no_require_x else ''}) with its "
           "defaults; "
           f"RandomSearch() with its defaults"
           + (f"; asked and told {args.batch} at a time" if args.batch > 1 else ""))

@@ -176,16 +176,17 @@ def test_outside_study_asks_and_tells_in_batches():
 
 
 def test_outside_study_options_reach_the_searcher_and_nothing_else():
-    """``--no-screen`` and ``--distinct`` change only Evolution's option of that name; random search
+    """``--no-screen``, ``--no-require-x`` and ``--distinct`` change only Evolution's option of that name; random search
     stays the paper's baseline."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from outside_study import make_search
 
     base = {"population": 8, "tournament": 3}
     plain = make_search("evolution", "average", 1, base)
-    assert plain.screen is True and plain.distinct is False  # Evolution()'s defaults
+    assert plain.screen is True and plain.distinct is False and plain.require_x is True  # Evolution()'s defaults
     off = make_search("evolution", "pareto", 1, {**base, "no_screen": True})
-    assert off.screen is False and off.distinct is False
+    assert off.screen is False and off.distinct is False and off.require_x is True
+    assert make_search("evolution", "average", 1, {**base, "no_require_x": True}).require_x is False
     assert make_search("evolution", "average", 1, {**base, "distinct": True}).distinct is True
     baseline = make_search("random", "-", 1, {**base, "no_screen": True})
     assert baseline.kind == "random" and baseline.screen is False
