@@ -60,6 +60,9 @@ class NormalisedError:
     """Minus the normalised error of a layer's output to the target's on standard-normal probes:
     one number with one probe, one objective per probe with several."""
 
+    formula = "-||y - t|| / ||t||"
+    zero = ""  # what a score of 0 means beyond "the target's function"
+
     def __init__(self, target: Genome, probes: int = 1, seed: int = 0) -> None:
         if not 1 <= probes <= len(SHAPES):
             raise ValueError(f"probes must be 1 to {len(SHAPES)}, got {probes}")
@@ -101,6 +104,9 @@ class CorrelationDistance(NormalisedError):
     Pearson correlation of the flattened outputs: 0 for the target's function up to scale and
     shift, -2 at worst; a constant output correlates with nothing (r = 0)."""
 
+    formula = "-(1 - pearson(y, t))"
+    zero = " up to scale and shift"
+
     def __init__(self, target: Genome, probes: int = 1, seed: int = 0) -> None:
         super().__init__(target, probes, seed)
         if any(self.centred(t) is None for t in self.ts):
@@ -124,15 +130,27 @@ FITNESS = {"error": NormalisedError, "correlation": CorrelationDistance}
 """``--fitness``: the score an outside study might write."""
 
 
+EVOLUTION_OPTIONS = {
+    "distinct": ("distinct", True, " instead of the defaults"),
+    "no_screen": ("screen", False, ", which also evaluates the layers that the static probe would reject (a "
+                                   "constant output, one that ignores x)"),
+    "no_require_x": ("require_x", False, ", whose random genomes may then ignore x, as random search's do"),
+}
+"""Options a study is about: setting (and ``--flag``) -> (``Evolution`` keyword, the value it sets, the
+rest of its help)."""
+
+
+def evolution_options(settings: dict) -> dict:
+    """The ``Evolution`` keywords that ``settings`` turns on, in ``EVOLUTION_OPTIONS``'s order."""
+    return {keyword: value for key, (keyword, value, _) in EVOLUTION_OPTIONS.items() if settings.get(key)}
+
+
 def make_search(algorithm: str, criterion: str, seed: int, args: dict) -> RandomSearch | Evolution:
     """``RandomSearch()`` or ``Evolution(population, tournament, criterion)`` with their defaults,
-    but for the options a study is about (``distinct``, ``no_screen``, ``no_require_x``)."""
+    but for the options a study is about (:data:`EVOLUTION_OPTIONS`)."""
     if algorithm == "random":
         return RandomSearch(seed=seed)
-    return Evolution(args["population"], args["tournament"], criterion, seed=seed,
-                     **({"distinct": True} if args.get("distinct") else {}),
-                     **({"screen": False} if args.get("no_screen") else {}),
-                     **({"require_x": False} if args.get("no_require_x") else {}))
+    return Evolution(args["population"], args["tournament"], criterion, seed=seed, **evolution_options(args))
 
 
 def run_one(job: tuple) -> tuple[tuple, list[float]]:
@@ -178,14 +196,9 @@ def main() -> None:
     ap.add_argument("--criteria", default="pareto,average", help="winner criteria (default %(default)s)")
     ap.add_argument("--margin", type=float, default=1e-3,
                     help="least difference of final errors counted as a win (default %(default)s)")
-    ap.add_argument("--distinct", action="store_true",
-                    help="a study of an option: Evolution(distinct=True) instead of the defaults")
-    ap.add_argument("--no-screen", action="store_true",
-                    help="a study of an option: Evolution(screen=False), which also evaluates the layers that "
-                         "the static probe would reject (a constant output, one that ignores x)")
-    ap.add_argument("--no-require-x", action="store_true",
-                    help="a study of an option: Evolution(require_x=False), whose random genomes may then "
-                         "ignore x, as random search's do")
+    for key, (keyword, value, rest) in EVOLUTION_OPTIONS.items():
+        ap.add_argument("--" + key.replace("_", "-"), action="store_true",
+                        help=f"a study of an option: Evolution({keyword}={value}){rest}")
     ap.add_argument("--batch", type=int, default=1,
                     help="ask this many genomes, then tell their scores, as a user evaluating them in "
                          "parallel would (default %(default)s: Searcher.run, one at a time)")
@@ -197,18 +210,15 @@ def main() -> None:
     criteria = args.criteria.split(",")
     chosen = targets(args.targets, args.target_seed, args.min_live)
     settings = {"budget": args.budget, "population": args.population, "tournament": args.tournament,
-                "probes": args.probes, "distinct": args.distinct, "no_screen": args.no_screen,
-                "no_require_x": args.no_require_x,
-                "outside_fitness": args.fitness,
-                "batch": args.batch}
-    formula = "-||y - t|| / ||t||" if args.fitness == "error" else "-(1 - pearson(y, t))"
+                "probes": args.probes, **{key: getattr(args, key) for key in EVOLUTION_OPTIONS},
+                "outside_fitness": args.fitness, "batch": args.batch}
+    formula = FITNESS[args.fitness].formula
     print(f"fitness {formula} on N(0, 1) probes {', '.join(map(str, SHAPES[:args.probes]))}, one "
           f"objective each; budget {args.budget}; {args.seeds} seeds "
           f"from {args.first_seed}; Evolution({args.population}, {args.tournament}, criterion"
-          f"{', distinct=True' if args.distinct else ''}{', screen=False' if args.no_screen else ''}"
-          f"{', require_x=False' if args.no_require_x else ''}) with its "
-          "defaults; "
-          f"RandomSearch() with its defaults"
+          + "".join(f", {keyword}={value}" for keyword, value in evolution_options(settings).items())
+          + ") with its defaults; "
+          "RandomSearch() with its defaults"
           + (f"; asked and told {args.batch} at a time" if args.batch > 1 else ""))
     for name, g in chosen.items():
         FITNESS[args.fitness](g, args.probes)  # refuses a target with no usable output before any search
@@ -229,7 +239,7 @@ def main() -> None:
         print(f"{name:<10} {c:<8} {cells}  {w:>2}/{t}/{lo}  {p:.4f}   {ws:>2}/{ts}/{ls}   {ps:.4f}")
     pairs = len(chosen) * len(criteria)
     print("(cells: evolution / random, mean over seeds of the best fitness so far (the mean over objectives), "
-          f"0 = the target's function{' up to scale and shift' if args.fitness == 'correlation' else ''})")
+          f"0 = the target's function{FITNESS[args.fitness].zero})")
     print(f"evolution wins >= 80% of seeds in {won} of {pairs} target/criterion pairs "
           f"({sooner_won} with ties broken by evaluations needed)")
     path = Path(args.plot)
