@@ -45,6 +45,11 @@ def test_search_dynamics_then_the_stronger_baseline(tmp_path):
     rows = [ln.split() for ln in recounted.splitlines() if ln.startswith("sd ")]
     assert [r[1:3] for r in rows] == [["bn_relu", "pareto"], ["bn_relu", "average"]]
     assert "of 2 target/criterion pairs" in recounted
+    twice = _run("benchmarks/recount.py", str(plot.with_suffix(".json")), str(plot.with_suffix(".json")))
+    for row in rows:  # a run given twice pools to twice its counts, per criterion
+        w, t, lo = map(int, row[6].split("/"))
+        pooled = next(ln for ln in twice.splitlines() if ln.startswith(f"pooled, {row[2]}:"))
+        assert f"seeds {2 * w}/{2 * t}/{2 * lo} " in pooled and pooled.count("targets") == 1
 
 
 def test_a_margin_turns_near_equal_finals_into_ties_broken_by_who_got_there_first():
