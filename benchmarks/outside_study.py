@@ -20,7 +20,8 @@ shift, so layers that differ from the target by an affine map tie with it. ``--b
 both searches as a user with B parallel evaluations would: ask B genomes, then tell B scores.
 
 Searches: ``Evolution(population, tournament, criterion, seed=s)`` with every other option at
-its default, and ``RandomSearch(seed=s)``, ``--budget`` evaluations each, seeds ``--first-seed``
+its default, and ``RandomSearch(seed=s)`` (with ``--baseline strong``, one that draws only layers that
+read x and pass the static probe), ``--budget`` evaluations each, seeds ``--first-seed``
 onwards. Random targets are those of ``search_dynamics.py`` (their own seed; at least
 ``--min-live`` live nodes and a statistic; they pass the static probe). Prints per target and
 criterion the mean best at a few budgets, wins/ties/losses of evolution's final best against
@@ -140,6 +141,15 @@ EVOLUTION_OPTIONS = {
 rest of its help)."""
 
 
+BASELINES = {
+    "paper": ({}, "RandomSearch() with its defaults"),
+    "strong": ({"require_x": True, "screen": True}, "RandomSearch(require_x=True, screen=True)"),
+}
+"""``--baseline``: the random search's keywords, and how the printout names it. ``strong`` draws only
+layers that read x and pass the static probe, as evolution's founders are drawn, so that what is
+left of evolution's lead is its selection and mutation, not those priors."""
+
+
 def evolution_options(settings: dict) -> dict:
     """The ``Evolution`` keywords that ``settings`` turns on, in ``EVOLUTION_OPTIONS``'s order."""
     return {keyword: value for key, (keyword, value, _) in EVOLUTION_OPTIONS.items() if settings.get(key)}
@@ -149,7 +159,7 @@ def make_search(algorithm: str, criterion: str, seed: int, args: dict) -> Random
     """``RandomSearch()`` or ``Evolution(population, tournament, criterion)`` with their defaults,
     but for the options a study is about (:data:`EVOLUTION_OPTIONS`)."""
     if algorithm == "random":
-        return RandomSearch(seed=seed)
+        return RandomSearch(seed=seed, **BASELINES[args.get("baseline", "paper")][0])
     return Evolution(args["population"], args["tournament"], criterion, seed=seed, **evolution_options(args))
 
 
@@ -199,6 +209,10 @@ def main() -> None:
     for key, (keyword, value, rest) in EVOLUTION_OPTIONS.items():
         ap.add_argument("--" + key.replace("_", "-"), action="store_true",
                         help=f"a study of an option: Evolution({keyword}={value}){rest}")
+    ap.add_argument("--baseline", choices=sorted(BASELINES), default="paper",
+                    help="paper: RandomSearch() with its defaults (the paper's baseline, the default); strong: "
+                         "RandomSearch(require_x=True, screen=True), whose layers all read x and pass the static "
+                         "probe, as evolution's founders do")
     ap.add_argument("--batch", type=int, default=1,
                     help="ask this many genomes, then tell their scores, as a user evaluating them in "
                          "parallel would (default %(default)s: Searcher.run, one at a time)")
@@ -211,14 +225,14 @@ def main() -> None:
     chosen = targets(args.targets, args.target_seed, args.min_live)
     settings = {"budget": args.budget, "population": args.population, "tournament": args.tournament,
                 "probes": args.probes, **{key: getattr(args, key) for key in EVOLUTION_OPTIONS},
-                "outside_fitness": args.fitness, "batch": args.batch}
+                "outside_fitness": args.fitness, "batch": args.batch, "baseline": args.baseline}
     formula = FITNESS[args.fitness].formula
     print(f"fitness {formula} on N(0, 1) probes {', '.join(map(str, SHAPES[:args.probes]))}, one "
           f"objective each; budget {args.budget}; {args.seeds} seeds "
           f"from {args.first_seed}; Evolution({args.population}, {args.tournament}, criterion"
           + "".join(f", {keyword}={value}" for keyword, value in evolution_options(settings).items())
           + ") with its defaults; "
-          "RandomSearch() with its defaults"
+          + BASELINES[args.baseline][1]
           + (f"; asked and told {args.batch} at a time" if args.batch > 1 else ""))
     for name, g in chosen.items():
         FITNESS[args.fitness](g, args.probes)  # refuses a target with no usable output before any search

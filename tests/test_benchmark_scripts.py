@@ -194,7 +194,30 @@ def test_outside_study_options_reach_the_searcher_and_nothing_else():
     assert make_search("evolution", "average", 1, {**base, "no_require_x": True}).require_x is False
     assert make_search("evolution", "average", 1, {**base, "distinct": True}).distinct is True
     baseline = make_search("random", "-", 1, {**base, "no_screen": True})
-    assert baseline.kind == "random" and baseline.screen is False
+    assert baseline.kind == "random" and baseline.screen is False and baseline.require_x is False
+    strong = make_search("random", "-", 1, {**base, "baseline": "strong"})
+    assert strong.kind == "random" and strong.screen is True and strong.require_x is True
+    assert make_search("evolution", "average", 1, {**base, "baseline": "strong"}).crossover == plain.crossover
+
+
+def test_outside_study_strong_baseline_spends_nothing_on_layers_the_probe_rejects():
+    """``--baseline strong``: every layer random search evaluates reads x and passes the static probe, and the
+    draws it skipped are counted; the paper's baseline evaluates such layers."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from outside_study import NormalisedError, make_search
+
+    from gp import zoo
+    from gp.checks import static_problem
+
+    fitness = NormalisedError(zoo.get("evonorm_s0"))
+    counts = {}
+    for baseline in ("paper", "strong"):
+        search = make_search("random", "-", 3, {"baseline": baseline})
+        history = search.run(fitness, 60)
+        counts[baseline] = sum(static_problem(Genome.parse(r.genome)) is not None for r in history)
+        if baseline == "strong":
+            assert sum(search.screened.values()) > 0
+    assert counts["strong"] == 0 < counts["paper"]
 
 
 def test_outside_study_scores_the_target_zero_and_compares_searches_end_to_end(tmp_path):
