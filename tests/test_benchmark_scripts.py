@@ -198,7 +198,8 @@ def test_outside_study_options_reach_the_searcher_and_nothing_else():
     strong = make_search("random", "-", 1, {**base, "baseline": "strong"})
     assert strong.kind == "random" and strong.screen is True and strong.require_x is True
     assert make_search("evolution", "average", 1, {**base, "baseline": "strong"}).crossover == plain.crossover
-    assert plain.immigration == 0.0 and make_search("evolution", "average", 1, {**base, "immigration": 0.25}).immigration == 0.25
+    assert plain.immigration == 0.0
+    assert make_search("evolution", "average", 1, {**base, "immigration": 0.25}).immigration == 0.25
     assert make_search("random", "-", 1, {**base, "immigration": 0.25}).kind == "random"
 
 
