@@ -267,7 +267,8 @@ def main() -> None:
     path = Path(args.plot)
     plot(curves, list(chosen), criteria, path,
          f"outside study: {formula}, pop {args.population}, tournament {args.tournament}, "
-         f"{args.seeds} seeds", errors=True)
+         f"{args.seeds} seeds" + (f"; random = {BASELINES[args.baseline][1]}" if args.baseline != "paper" else ""),
+         errors=True)
     save_curves(path.with_suffix(".json"),
                 settings | {"seeds": args.seeds, "first_seed": args.first_seed, "fitness": "outside"}, chosen, curves)
     print(f"plot: {path}; curves: {path.with_suffix('.json')} (benchmarks/recount.py recounts them at another "
