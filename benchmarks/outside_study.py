@@ -159,7 +159,8 @@ def evolution_options(settings: dict) -> dict:
 
 def make_search(algorithm: str, criterion: str, seed: int, args: dict) -> RandomSearch | Evolution:
     """``RandomSearch()`` or ``Evolution(population, tournament, criterion)`` with their defaults,
-    but for the options a study is about (:data:`EVOLUTION_OPTIONS`)."""
+    but for what a study is about: random search's ``baseline`` (:data:`BASELINES`), and evolution's
+    options (:func:`evolution_options`)."""
     if algorithm == "random":
         return RandomSearch(seed=seed, **BASELINES[args.get("baseline", "paper")][0])
     return Evolution(args["population"], args["tournament"], criterion, seed=seed, **evolution_options(args))
