@@ -136,6 +136,8 @@ EVOLUTION_OPTIONS = {
     "no_screen": ("screen", False, ", which also evaluates the layers that the static probe would reject (a "
                                    "constant output, one that ignores x)"),
     "no_require_x": ("require_x", False, ", whose random genomes may then ignore x, as random search's do"),
+    "adaptive_immigration": ("adaptive_immigration", True, ", which chooses between a mutant and a fresh random "
+                                                           "genome by how often each has paid"),
 }
 """Options a study is about: setting (and ``--flag``) -> (``Evolution`` keyword, the value it sets, the
 rest of its help)."""

@@ -14,6 +14,13 @@ lost over every target, and targets whose final mean best is higher, equal or lo
 one-sided sign test. Within one criterion those trials are independent (a target's seeds are
 separate searches, and each run's targets are drawn apart); across the two criteria they are not,
 since both are compared with the same random searches, so nothing is pooled across criteria.
+
+Evolution's curves do not depend on the baseline a run was compared with, so ``--random-from``
+takes random search's curves from other runs on the same targets, paired in order: a study of an
+evolution option run against one baseline is then also counted against another.
+
+    python benchmarks/recount.py docs/outside-study-4646-strong-adaptive.json \
+        --random-from docs/outside-study-4646.json
 """
 
 from __future__ import annotations
@@ -43,20 +50,48 @@ def recount(curves: dict, margin: float) -> list[tuple[str, str, float, float, t
     return rows
 
 
+def with_random_from(run: dict, other: dict, names: tuple[str, str]) -> dict:
+    """``run``'s curves with random search's taken from ``other``, a run on the same targets and
+    seeds; raises ValueError naming the runs when they differ there."""
+    mine, theirs = run["settings"], other["settings"]
+    for key in ("targets", "budget", "seeds", "first_seed", "probes"):
+        a, b = mine.get(key), theirs.get(key)
+        if a != b:
+            if key == "targets":  # name the targets, not their formulas
+                a, b = sorted(a or {}), sorted(b or {})
+                a, b = (a, b) if a != b else ("the same names", "other formulas")
+            raise ValueError(f"{names[0]} and {names[1]} differ in {key}: {a} against {b}")
+    randoms = {k: v for k, v in other["curves"].items() if k.endswith("|random|-")}
+    return {k: v for k, v in run["curves"].items() if not k.endswith("|random|-")} | randoms
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("curves", nargs="+", help="JSON written by search_dynamics.py (its --plot path with .json)")
     ap.add_argument("--margin", type=float, default=1e-3,
                     help="least difference of final bests that counts as a win (default %(default)s)")
+    ap.add_argument("--random-from", nargs="+", metavar="RUN",
+                    help="take random search's curves from these runs, one per curves file, in order")
     args = ap.parse_args()
     if args.margin < 0:
         ap.error(f"--margin must be 0 or more, got {args.margin}")
+    if args.random_from and len(args.random_from) != len(args.curves):
+        ap.error(f"--random-from needs one run per curves file: {len(args.curves)} curves files, "
+                 f"{len(args.random_from)} runs")
     won = sooner = total = 0
     pooled: dict[str, np.ndarray] = {}  # criterion -> [seed W, T, L, sooner W, T, L, target higher, equal, lower]
     print(f"margin {args.margin:g}")
     print(f"{'run':<40} {'target':<10} {'criterion':<8} evo / random   W/T/L  p        sooner W/T/L  p")
-    for path in args.curves:
-        rows = recount(json.loads(Path(path).read_text())["curves"], args.margin)
+    for i, path in enumerate(args.curves):
+        run = json.loads(Path(path).read_text())
+        curves = run["curves"]
+        if args.random_from:
+            try:
+                curves = with_random_from(run, json.loads(Path(args.random_from[i]).read_text()),
+                                          (path, args.random_from[i]))
+            except ValueError as err:
+                ap.error(str(err))
+        rows = recount(curves, args.margin)
         for name, criterion, e, r, (w, t, lo, p), (ws, ts, ls, ps) in rows:
             n = w + t + lo
             won, sooner, total = won + (w >= 0.8 * n), sooner + (ws >= 0.8 * n), total + 1

@@ -52,6 +52,31 @@ def test_search_dynamics_then_the_stronger_baseline(tmp_path):
         assert f"seeds {2 * w}/{2 * t}/{2 * lo} " in pooled and pooled.count("targets") == 1
 
 
+def test_recount_takes_random_search_from_another_run_on_the_same_targets(tmp_path):
+    settings = {"targets": {"t": "t1 = neg(x)"}, "budget": 2, "seeds": 2, "first_seed": 0, "probes": 1}
+    evolution = {"t|evolution|pareto": [[0.0, 1.0], [0.0, 1.0]]}
+
+    def write(name, random, **changed):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"settings": settings | changed,
+                                    "curves": evolution | {"t|random|-": random}}))
+        return str(path)
+
+    higher = write("higher", [[2.0, 2.0], [2.0, 2.0]])
+    lower = write("lower", [[0.0, 0.0], [-1.0, -1.0]])
+    alone = _run("benchmarks/recount.py", higher)
+    assert "1.000 / 2.000   0/0/2" in alone
+    swapped = _run("benchmarks/recount.py", higher, "--random-from", lower)
+    assert "1.000 / -0.500   2/0/0" in swapped  # evolution's curves kept, random search's taken
+    other = write("other", [[0.0, 0.0], [0.0, 0.0]], seeds=3)
+    proc = subprocess.run([sys.executable, "benchmarks/recount.py", higher, "--random-from", other], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "differ in seeds: 2 against 3" in proc.stderr
+    proc = subprocess.run([sys.executable, "benchmarks/recount.py", higher, lower, "--random-from", lower], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "one run per curves file" in proc.stderr
+
+
 def test_a_margin_turns_near_equal_finals_into_ties_broken_by_who_got_there_first():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from search_dynamics import sign_test, sign_test_sooner
@@ -193,6 +218,8 @@ def test_outside_study_options_reach_the_searcher_and_nothing_else():
     assert off.screen is False and off.distinct is False and off.require_x is True
     assert make_search("evolution", "average", 1, {**base, "no_require_x": True}).require_x is False
     assert make_search("evolution", "average", 1, {**base, "distinct": True}).distinct is True
+    assert plain.adaptive_immigration is False
+    assert make_search("evolution", "pareto", 1, {**base, "adaptive_immigration": True}).adaptive_immigration
     baseline = make_search("random", "-", 1, {**base, "no_screen": True})
     assert baseline.kind == "random" and baseline.screen is False and baseline.require_x is False
     strong = make_search("random", "-", 1, {**base, "baseline": "strong"})

@@ -347,6 +347,13 @@ class Evolution(Searcher):
     stalls on that plateau. Off by default: its pilots were within noise overall, with one target
     rescued (docs/results.md §1.0g).
 
+    ``adaptive_immigration=True`` lets the search choose, ask by ask, between a mutant and a fresh
+    random genome by Thompson sampling on how often each has paid: a candidate pays when its mean
+    score beats every window member's when it is told. Where the fitness has a slope, mutants pay
+    and draws fade; where the best layers are needles on a plateau, mutants of plateau members pay
+    no more than draws, and a large share of the asks are draws, as in random search. The counts
+    follow from the history, so a resumed search continues them.
+
     Three options for studies, off by default because their pilots on the surrogate were within
     noise (docs/results.md §1.0, Tuning): ``crossover`` is the share of children grafted from the
     winners of two tournaments (:func:`gp.variation.crossover_step`) instead of mutated;
@@ -362,7 +369,8 @@ class Evolution(Searcher):
                  seed_layers: Sequence[str] = (), window_rejected: bool = False, mutation: str = "indel",
                  mutation_repeat: float = 0.5, immigration: float = 0.0, flat_tournament: str = "random",
                  require_x: bool = True, min_window: int | None = None, screen: bool = True, crossover: float = 0.0,
-                 parsimony: bool = False, elite: float = 0.0, distinct: bool = False, **kwargs) -> None:
+                 parsimony: bool = False, elite: float = 0.0, distinct: bool = False,
+                 adaptive_immigration: bool = False, **kwargs) -> None:
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
         if not 1 <= tournament_size <= population_size:
@@ -393,6 +401,8 @@ class Evolution(Searcher):
             raise ValueError(f"elite must be in [0, 1), got {elite}")
         self.elite = elite
         self.distinct = distinct
+        self.adaptive_immigration = adaptive_immigration
+        self.paid: dict[str, list[int]] = {"mutant": [0, 0], "draw": [0, 0]}  # kind -> [paid, tried]
         if flat_tournament not in FLAT_TOURNAMENT:
             raise ValueError(f"unknown flat_tournament {flat_tournament!r}; valid: {', '.join(FLAT_TOURNAMENT)}")
         self.flat_tournament = flat_tournament
@@ -411,7 +421,8 @@ class Evolution(Searcher):
                 "immigration": self.immigration, "flat_tournament": self.flat_tournament,
                 "min_window": self.min_window, "screen": self.screen, "crossover": self.crossover,
                 "parsimony": self.parsimony, "distinct": self.distinct} | (
-                    {"elite": self.elite} if self.elite else {})
+                    {"elite": self.elite} if self.elite else {}) | (
+                    {"adaptive_immigration": True} if self.adaptive_immigration else {})
 
     def state(self) -> dict:
         return super().state() | {"seeded": self._seeded}
@@ -420,6 +431,8 @@ class Evolution(Searcher):
         super()._append(record)
         may_join = record.objectives is not None or (
             self.window_rejected and not is_transient(record.status, record.stage))
+        if self._qualified >= self.min_window and not is_transient(record.status, record.stage):
+            self._score_ask(record)
         if not may_join:
             return
         self._qualified += 1
@@ -427,6 +440,25 @@ class Evolution(Searcher):
                 self.history[m].objectives == record.objectives for m in self.window):
             return  # its scores are a window member's already: it would only crowd that plateau
         self.window.append(record.ordinal)
+
+    def _score_ask(self, record: Record) -> None:
+        """Count a candidate told after the founders as tried by its kind (a mutant or crossover
+        child has a parent, a draw has none) and as paid when its mean score beats every window
+        member's (``adaptive_immigration``)."""
+        counts = self.paid["mutant" if record.parent is not None else "draw"]
+        counts[1] += 1
+        if record.objectives is None:
+            return
+        means = [float(np.mean(self.history[m].objectives)) for m in self.window
+                 if self.history[m].objectives is not None]
+        if not means or float(np.mean(record.objectives)) > max(means):
+            counts[0] += 1
+
+    def _draw_instead(self) -> bool:
+        """Thompson sampling between a mutant and a random draw (``adaptive_immigration``): a draw
+        when a sample of its pay rate's posterior (Beta, uniform prior) beats the mutants'."""
+        (mp, mt), (dp, dt) = self.paid["mutant"], self.paid["draw"]
+        return bool(self.rng.beta(1 + dp, 1 + dt - dp) > self.rng.beta(1 + mp, 1 + mt - mp))
 
     def _random(self) -> Genome:
         genome = _random_genome(self.rng, self.space, self.require_x, self.max_draws)
@@ -444,6 +476,8 @@ class Evolution(Searcher):
             return self._random(), None
         if self.immigration and self.rng.random() < self.immigration:
             return self._random(), None  # a random immigrant keeps random search's reach
+        if self.adaptive_immigration and self._draw_instead():
+            return self._random(), None
         winner = self._best() if self.elite and self.rng.random() < self.elite else self._tournament()
         if winner is None:
             return self._random(), None

@@ -151,6 +151,57 @@ def test_immigrants_are_random_genomes_after_the_initial_phase(surrogate):
         Evolution(10, 3, immigration=1.0)
 
 
+def _drive(ev, budget, score):
+    """Ask and tell ``budget`` candidates; ``score(step, is_mutant)`` is a candidate's one objective."""
+    for step in range(budget):
+        genome = ev.ask()
+        ev.tell(genome, [score(step, ev.pending[genome.key][1] is not None)])
+
+
+def test_adaptive_immigration_draws_where_draws_pay_and_mutates_where_mutants_pay():
+    founders = 10
+    mutants_pay = Evolution(founders, 3, seed=7, adaptive_immigration=True)
+    # the losing kind scores lower at every step, so tournaments are never flat and it never pays
+    _drive(mutants_pay, 110, lambda step, mutant: float(step) if mutant else -1.0 - step)
+    draws_pay = Evolution(founders, 3, seed=7, adaptive_immigration=True)
+    _drive(draws_pay, 110, lambda step, mutant: -1.0 - step if mutant else float(step))
+    for ev in (mutants_pay, draws_pay):
+        assert sum(tried for _, tried in ev.paid.values()) == 100  # every ask after the founders, once
+    (m_paid, m_tried), (d_paid, d_tried) = mutants_pay.paid["mutant"], mutants_pay.paid["draw"]
+    assert m_paid == m_tried and d_paid == 0 and d_tried <= 10
+    (m_paid, m_tried), (d_paid, d_tried) = draws_pay.paid["mutant"], draws_pay.paid["draw"]
+    assert d_paid == d_tried and m_paid == 0 and m_tried <= 10
+    plain = Evolution(founders, 3, seed=7, flat_tournament="mutate")
+    _drive(plain, 110, lambda step, mutant: -1.0 - step if mutant else float(step))
+    assert all(r.parent is not None for r in plain.history[founders:])  # without it: mutants only
+
+
+def test_adaptive_immigration_counts_follow_the_history_and_survive_a_resume(surrogate):
+    ev = Evolution(10, 3, seed=6, adaptive_immigration=True)
+    ev.run(surrogate, 120)
+    # the rule, counted again from the history: after the founders, a candidate pays when its mean
+    # score beats every member of the window it joined
+    window, paid = [], {"mutant": [0, 0], "draw": [0, 0]}
+    for r in ev.history:
+        if len(window) >= 10 or any(r.ordinal > w for w in window[9:]):
+            kind = paid["mutant" if r.parent is not None else "draw"]
+            kind[1] += 1
+            means = [np.mean(ev.history[m].objectives) for m in window[-10:]]
+            kind[0] += r.objectives is not None and np.mean(r.objectives) > max(means)
+        if r.objectives is not None:
+            window.append(r.ordinal)
+    assert paid == ev.paid
+    assert ev.paid["draw"][1] > 0 and ev.paid["mutant"][1] > 0
+    resumed = Searcher.from_state(json.loads(json.dumps(ev.state())))
+    assert resumed.adaptive_immigration and resumed.paid == ev.paid and resumed.state() == ev.state()
+    rebuilt = Searcher.from_history("evolution", ev.state()["params"], 6, ev.state()["space"], ev.history)
+    assert rebuilt.paid == ev.paid
+    run_search(ev, SerialExecutor(surrogate), 140)
+    run_search(resumed, SerialExecutor(surrogate), 140)
+    assert resumed.history == ev.history
+    assert "adaptive_immigration" not in Evolution(10, 3).state()["params"]  # older states replay unchanged
+
+
 def test_crossover_makes_a_share_of_the_children_and_the_run_round_trips(surrogate, monkeypatch):
     import gp.search.searcher as searcher_module
 
