@@ -101,6 +101,7 @@ class SearchConfig:
     crossover: float = 0.0  # share of evolution's children grafted from two tournament winners (gp.variation)
     parsimony: bool = False  # of tournament members that score the same, only the smallest live graph competes
     distinct: bool = False  # a candidate scoring exactly as a window member stays out of the window (recorded)
+    adaptive_immigration: bool = False  # choose a mutant or a fresh random genome by how often each beat the window
     batch_stats: bool = True  # False: the batch-independent ("S") search space
     max_nodes: int = 10  # intermediate nodes of random graphs (paper: 10)
     budget: int = 1000  # finished evaluations, duplicates excluded

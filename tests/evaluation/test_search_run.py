@@ -225,10 +225,11 @@ def test_a_search_logged_before_screening_existed_resumes_without_it(tiny_config
     assert not old.screen and not make_searcher(old).screen
 
 
-def test_the_crossover_and_parsimony_keys_reach_the_searcher(tiny_config, tmp_path):
+def test_the_crossover_parsimony_and_adaptive_immigration_keys_reach_the_searcher(tiny_config, tmp_path):
     path = tmp_path / "search.toml"
-    path.write_text(tiny_config.read_text().replace("[search]\n", "[search]\ncrossover = 0.25\nparsimony = true\n", 1))
+    path.write_text(tiny_config.read_text().replace("[search]\n", "[search]\ncrossover = 0.25\nparsimony = true\n"
+                                                           "adaptive_immigration = true\n", 1))
     searcher = make_searcher(cfgmod.load_search(str(path)))
-    assert searcher.crossover == 0.25 and searcher.parsimony
+    assert searcher.crossover == 0.25 and searcher.parsimony and searcher.adaptive_immigration
     default = make_searcher(cfgmod.load_search(str(tiny_config)))
-    assert default.crossover == 0.0 and not default.parsimony
+    assert default.crossover == 0.0 and not default.parsimony and not default.adaptive_immigration
