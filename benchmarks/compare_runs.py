@@ -7,6 +7,9 @@ settings); the script checks it, so a comparison of runs that differ there is re
 
     python benchmarks/compare_runs.py docs/search-dynamics-heldout-indel-inverse.json \\
         docs/search-dynamics-heldout-screen-inverse.json
+
+Given several pairs (before, after, before, after, ...), it compares each and then pools the second
+runs against the first over every target, criterion and seed, with a two-sided sign test.
 """
 
 from __future__ import annotations
@@ -19,37 +22,54 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from search_dynamics import sign_test  # noqa: E402
+from search_dynamics import sign_test, sign_test_p  # noqa: E402
 
 
 def finals(curves: dict, key: str) -> np.ndarray:
     return np.array(curves[key])[:, -1]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("before", help="JSON written by search_dynamics.py (its --plot path with .json)")
-    ap.add_argument("after", help="the second run's JSON")
-    args = ap.parse_args()
-    before, after = (json.loads(Path(p).read_text())["curves"] for p in (args.before, args.after))
-    names = list(dict.fromkeys(k.split("|")[0] for k in after))
-    print(f"{'target':<10} {'criterion':<8} random | before: mean W/T/L | after: mean W/T/L | after vs before")
-    for name in names:
+def compare(before: dict, after: dict, names: tuple[str, str]) -> np.ndarray:
+    """Print the table of one pair of runs; returns the second against the first, seeds W, T, L."""
+    pooled = np.zeros(3, int)
+    for name in dict.fromkeys(k.split("|")[0] for k in after):
         key = f"{name}|random|-"
         if key not in before:
-            sys.exit(f"{args.before} has no target {name!r}")
+            sys.exit(f"{names[0]} has no target {name!r}")
         rnd, rnd_before = finals(after, key), finals(before, key)
         if rnd.shape != rnd_before.shape or not np.allclose(rnd, rnd_before):
-            sys.exit(f"the random searches of {name!r} differ between the runs: not the same targets, seeds "
-                     "or baseline")
+            sys.exit(f"the random searches of {name!r} differ between {names[0]} and {names[1]}: not the same "
+                     "targets, seeds or baseline")
         for criterion in ("pareto", "average"):
             key = f"{name}|evolution|{criterion}"
             if key not in after or key not in before:
                 continue
             old, new = finals(before, key), finals(after, key)
             cells = [f"{e.mean():.3f} {'/'.join(map(str, sign_test(e, rnd)[:3]))}" for e in (old, new)]
+            counts = sign_test(new, old)[:3]
+            pooled += counts
             print(f"{name:<10} {criterion:<8} {rnd.mean():.3f} | {cells[0]} | {cells[1]} | "
-                  + "/".join(map(str, sign_test(new, old)[:3])))
+                  + "/".join(map(str, counts)))
+    return pooled
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", metavar="before after",
+                    help="JSON written by search_dynamics.py or outside_study.py (the --plot path with .json), "
+                         "in pairs: the first run, then the second")
+    args = ap.parse_args()
+    if len(args.runs) < 2 or len(args.runs) % 2:
+        ap.error(f"runs come in pairs (before, after): got {len(args.runs)}")
+    pooled = np.zeros(3, int)
+    for before, after in zip(args.runs[::2], args.runs[1::2], strict=True):
+        if len(args.runs) > 2:
+            print(f"{before} -> {after}")
+        print(f"{'target':<10} {'criterion':<8} random | before: mean W/T/L | after: mean W/T/L | after vs before")
+        pooled += compare(*(json.loads(Path(p).read_text())["curves"] for p in (before, after)), (before, after))
+    w, t, lo = map(int, pooled)
+    print(f"after against before, every target, criterion and seed: {w}/{t}/{lo} "
+          f"(two-sided sign test p {min(1.0, 2 * sign_test_p(max(w, lo), min(w, lo))):.2g})")
 
 
 if __name__ == "__main__":

@@ -77,6 +77,26 @@ def test_recount_takes_random_search_from_another_run_on_the_same_targets(tmp_pa
     assert proc.returncode == 2 and "one run per curves file" in proc.stderr
 
 
+def test_compare_runs_pools_pairs_of_runs_seed_by_seed(tmp_path):
+    def write(name, evolution, random=((0.0, 0.0), (0.0, 0.0))):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"settings": {}, "curves": {"t|random|-": [list(r) for r in random],
+                                                               "t|evolution|average": evolution}}))
+        return str(path)
+
+    before = write("before", [[0.0, 1.0], [0.0, 1.0]])
+    after = write("after", [[0.0, 2.0], [0.0, 1.0]])  # one seed better, one the same
+    out = _run("benchmarks/compare_runs.py", before, after, before, after)
+    assert out.count("t          average") == 2 and out.strip().endswith("2/2/0 (two-sided sign test p 0.5)")
+    proc = subprocess.run([sys.executable, "benchmarks/compare_runs.py", before, after, before], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "runs come in pairs" in proc.stderr
+    other = write("other", [[0.0, 1.0], [0.0, 1.0]], random=((0.0, 5.0), (0.0, 0.0)))
+    proc = subprocess.run([sys.executable, "benchmarks/compare_runs.py", before, other], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "random searches of 't' differ" in proc.stderr
+
+
 def test_a_margin_turns_near_equal_finals_into_ties_broken_by_who_got_there_first():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from search_dynamics import sign_test, sign_test_sooner
