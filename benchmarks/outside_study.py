@@ -268,8 +268,9 @@ def main() -> None:
     print(f"evolution wins >= 80% of seeds in {won} of {pairs} target/criterion pairs "
           f"({sooner_won} with ties broken by evaluations needed)")
     path = Path(args.plot)
+    options = "".join(f", {keyword}={value}" for keyword, value in evolution_options(settings).items())
     plot(curves, list(chosen), criteria, path,
-         f"outside study: {formula}, pop {args.population}, tournament {args.tournament}, "
+         f"outside study: {formula}, pop {args.population}, tournament {args.tournament}{options}, "
          f"{args.seeds} seeds" + (f"; random = {BASELINES[args.baseline][1]}" if args.baseline != "paper" else ""),
          errors=True)
     save_curves(path.with_suffix(".json"),
