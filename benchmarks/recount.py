@@ -50,17 +50,24 @@ def recount(curves: dict, margin: float) -> list[tuple[str, str, float, float, t
     return rows
 
 
+RANDOM_SETTINGS = ("targets", "budget", "seeds", "first_seed", "probes", "fitness", "outside_fitness", "score",
+                   "vectors", "batch")
+"""What a run's random searches depend on, of the settings ``search_dynamics.py`` and ``outside_study.py``
+save (the baseline is what ``--random-from`` exists to change)."""
+
+
 def with_random_from(run: dict, other: dict, names: tuple[str, str]) -> dict:
     """``run``'s curves with random search's taken from ``other``, a run on the same targets and
     seeds; raises ValueError naming the runs when they differ there."""
-    mine, theirs = run["settings"], other["settings"]
-    for key in ("targets", "budget", "seeds", "first_seed", "probes"):
+    mine, theirs = run.get("settings", {}), other.get("settings", {})
+    for key in RANDOM_SETTINGS:
         a, b = mine.get(key), theirs.get(key)
         if a != b:
+            said = f"{a!r} against {b!r}"
             if key == "targets":  # name the targets, not their formulas
                 a, b = sorted(a or {}), sorted(b or {})
-                a, b = (a, b) if a != b else ("the same names", "other formulas")
-            raise ValueError(f"{names[0]} and {names[1]} differ in {key}: {a} against {b}")
+                said = f"{a} against {b}" if a != b else "the same names, other formulas"
+            raise ValueError(f"{names[0]} and {names[1]} differ in {key}: {said}")
     randoms = {k: v for k, v in other["curves"].items() if k.endswith("|random|-")}
     return {k: v for k, v in run["curves"].items() if not k.endswith("|random|-")} | randoms
 
@@ -71,7 +78,8 @@ def main() -> None:
     ap.add_argument("--margin", type=float, default=1e-3,
                     help="least difference of final bests that counts as a win (default %(default)s)")
     ap.add_argument("--random-from", nargs="+", metavar="RUN",
-                    help="take random search's curves from these runs, one per curves file, in order")
+                    help="take random search's curves from these runs, one per curves file, in order (give it "
+                         "after the curves files)")
     args = ap.parse_args()
     if args.margin < 0:
         ap.error(f"--margin must be 0 or more, got {args.margin}")

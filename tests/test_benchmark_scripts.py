@@ -72,6 +72,10 @@ def test_recount_takes_random_search_from_another_run_on_the_same_targets(tmp_pa
     proc = subprocess.run([sys.executable, "benchmarks/recount.py", higher, "--random-from", other], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "differ in seeds: 2 against 3" in proc.stderr
+    scored_otherwise = write("scored_otherwise", [[0.0, 0.0], [0.0, 0.0]], outside_fitness="correlation")
+    proc = subprocess.run([sys.executable, "benchmarks/recount.py", higher, "--random-from", scored_otherwise],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "differ in outside_fitness: None against 'correlation'" in proc.stderr
     proc = subprocess.run([sys.executable, "benchmarks/recount.py", higher, lower, "--random-from", lower], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "one run per curves file" in proc.stderr

@@ -431,8 +431,9 @@ class Evolution(Searcher):
         super()._append(record)
         may_join = record.objectives is not None or (
             self.window_rejected and not is_transient(record.status, record.stage))
-        if self._qualified >= self.min_window and not is_transient(record.status, record.stage):
-            self._score_ask(record)
+        if self.adaptive_immigration and self._qualified >= self.min_window and (
+                not is_transient(record.status, record.stage) or self._attempts[record.key] >= self.max_attempts):
+            self._score_ask(record)  # a transient verdict counts once its retries are spent
         if not may_join:
             return
         self._qualified += 1
@@ -442,9 +443,10 @@ class Evolution(Searcher):
         self.window.append(record.ordinal)
 
     def _score_ask(self, record: Record) -> None:
-        """Count a candidate told after the founders as tried by its kind (a mutant or crossover
-        child has a parent, a draw has none) and as paid when its mean score beats every window
-        member's (``adaptive_immigration``)."""
+        """Count a candidate told once ``min_window`` candidates have qualified for the window (in a
+        serial run: every candidate after the founders) as tried by its kind (a mutant or crossover
+        child has a parent, a draw has none), and as paid when its mean score beats every window
+        member's, or the window holds none that scored (``adaptive_immigration``)."""
         counts = self.paid["mutant" if record.parent is not None else "draw"]
         counts[1] += 1
         if record.objectives is None:

@@ -183,7 +183,7 @@ def test_adaptive_immigration_counts_follow_the_history_and_survive_a_resume(sur
     # score beats every member of the window it joined
     window, paid = [], {"mutant": [0, 0], "draw": [0, 0]}
     for r in ev.history:
-        if len(window) >= 10 or any(r.ordinal > w for w in window[9:]):
+        if len(window) >= 10:  # the founders: the first 10 that scored (all do here)
             kind = paid["mutant" if r.parent is not None else "draw"]
             kind[1] += 1
             means = [np.mean(ev.history[m].objectives) for m in window[-10:]]
@@ -200,6 +200,29 @@ def test_adaptive_immigration_counts_follow_the_history_and_survive_a_resume(sur
     run_search(resumed, SerialExecutor(surrogate), 140)
     assert resumed.history == ev.history
     assert "adaptive_immigration" not in Evolution(10, 3).state()["params"]  # older states replay unchanged
+
+
+def test_adaptive_immigration_counts_rejected_windows_and_spent_retries():
+    """With ``window_rejected`` and ``min_window=1`` counting starts after the first candidate; a
+    candidate pays when no window member scored; a transient verdict counts once retries are spent."""
+    ev = Evolution(5, 2, seed=3, adaptive_immigration=True, window_rejected=True, min_window=1, max_attempts=2)
+    first = ev.ask()
+    ev.tell(first, None)  # rejected: it takes a window slot, and the founders are done
+    assert ev.paid == {"mutant": [0, 0], "draw": [0, 0]}
+    kinds = []
+    for verdict in ({"objectives": [0.5]}, {"objectives": None, "status": "failed", "stage": "error"}):
+        genome = ev.ask()
+        kinds.append("mutant" if ev.pending[genome.key][1] is not None else "draw")
+        ev.tell(genome, **verdict)
+    assert ev.paid[kinds[0]][0] == 1  # it scored, and no window member had: it paid
+    tried = {k: sum(kind == k for kind in kinds[:1]) for k in ev.paid}
+    assert {k: v[1] for k, v in ev.paid.items()} == tried  # the transient one is not counted yet
+    retry = ev.ask()  # the failed layer is asked again
+    assert retry.key == genome.key
+    ev.tell(retry, None, status="failed", stage="error")  # its retries are spent: it counts, unpaid
+    tried[kinds[1]] += 1
+    assert {k: v[1] for k, v in ev.paid.items()} == tried and ev.paid[kinds[0]][0] == 1
+    assert Searcher.from_state(json.loads(json.dumps(ev.state()))).paid == ev.paid
 
 
 def test_crossover_makes_a_share_of_the_children_and_the_run_round_trips(surrogate, monkeypatch):
