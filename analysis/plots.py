@@ -85,3 +85,35 @@ def rejections(records: list[Record], path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def head_to_head(rows: list[tuple[str, float, float, bool]], path: Path, title: str, criteria: list[str],
+                 margin: float = 0.0) -> Path:
+    """Evolution's final mean best against random search's, one point per target and criterion, a
+    panel per criterion; above the diagonal evolution ended higher. ``rows``: (criterion, random's
+    mean, evolution's mean, whether evolution won at least 8 of 10 seeds); filled points won. The
+    legend counts the points above the diagonal by more than ``margin``."""
+    fig, axes = plt.subplots(1, len(criteria), figsize=(4.6 * len(criteria), 4.6), squeeze=False)
+    values = [v for _, r, e, _ in rows for v in (r, e)]
+    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    pad = 0.04 * (hi - lo or 1.0)
+    for ax, criterion in zip(axes[0], criteria, strict=True):
+        mine = [row for row in rows if row[0] == criterion]
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="grey", linestyle="--", linewidth=1)
+        for won, style in ((True, {"color": "tab:blue"}), (False, {"facecolors": "none", "edgecolors": "tab:red"})):
+            pts = np.array([(r, e) for _, r, e, w in mine if w == won]).reshape(-1, 2)
+            above = int((pts[:, 1] > pts[:, 0] + margin).sum())
+            label = (f"won >= 8/10 seeds ({len(pts)})" if won else f"did not ({len(pts)})") + f", {above} higher"
+            ax.scatter(pts[:, 0], pts[:, 1], s=30, label=label, **style)
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_xlabel("random search: final mean best")
+        ax.set_ylabel("evolution: final mean best")
+        ax.set_title(criterion)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -77,6 +77,8 @@ def main() -> None:
     ap.add_argument("curves", nargs="+", help="JSON written by search_dynamics.py (its --plot path with .json)")
     ap.add_argument("--margin", type=float, default=1e-3,
                     help="least difference of final bests that counts as a win (default %(default)s)")
+    ap.add_argument("--plot", metavar="PNG", help="draw evolution's final mean best against random search's, one "
+                    "point per target and criterion, filled where evolution won at least 8 of 10 seeds")
     ap.add_argument("--random-from", nargs="+", metavar="RUN",
                     help="take random search's curves from these runs, one per curves file, in order (give it "
                          "after the curves files)")
@@ -87,6 +89,7 @@ def main() -> None:
         ap.error(f"--random-from needs one run per curves file: {len(args.curves)} curves files, "
                  f"{len(args.random_from)} runs")
     won = sooner = total = 0
+    points: list[tuple[str, float, float, bool]] = []  # criterion, random's mean, evolution's, won
     pooled: dict[str, np.ndarray] = {}  # criterion -> [seed W, T, L, sooner W, T, L, target higher, equal, lower]
     print(f"margin {args.margin:g}")
     print(f"{'run':<40} {'target':<10} {'criterion':<8} evo / random   W/T/L  p        sooner W/T/L  p")
@@ -103,6 +106,7 @@ def main() -> None:
         for name, criterion, e, r, (w, t, lo, p), (ws, ts, ls, ps) in rows:
             n = w + t + lo
             won, sooner, total = won + (w >= 0.8 * n), sooner + (ws >= 0.8 * n), total + 1
+            points.append((criterion, r, e, w >= 0.8 * n))
             side = (e > r + args.margin, abs(e - r) <= args.margin, r > e + args.margin)
             pooled[criterion] = pooled.get(criterion, np.zeros(9, int)) + np.array((w, t, lo, ws, ts, ls, *side))
             print(f"{Path(path).stem[:40]:<40} {name:<10} {criterion:<8} {e:.3f} / {r:.3f}   {w}/{t}/{lo}  {p:.4f}"
@@ -114,6 +118,12 @@ def main() -> None:
         print(f"pooled, {criterion}: seeds {w}/{t}/{lo} (p {sign_test_p(w, lo):.2g}), "
               f"with ties broken {ws}/{ts}/{ls} (p {sign_test_p(ws, ls):.2g}); "
               f"final mean higher/equal/lower on {hi}/{eq}/{low} targets (p {sign_test_p(hi, low):.2g})")
+    if args.plot:
+        from analysis.plots import head_to_head
+
+        title = (f"{len(args.curves)} run(s), {total} target/criterion pairs"
+                 + ("; random search from other runs" if args.random_from else "") + f"; margin {args.margin:g}")
+        print(f"plot: {head_to_head(points, Path(args.plot), title, list(pooled), args.margin)}")
 
 
 if __name__ == "__main__":

@@ -45,7 +45,9 @@ def test_search_dynamics_then_the_stronger_baseline(tmp_path):
     rows = [ln.split() for ln in recounted.splitlines() if ln.startswith("sd ")]
     assert [r[1:3] for r in rows] == [["bn_relu", "pareto"], ["bn_relu", "average"]]
     assert "of 2 target/criterion pairs" in recounted
-    twice = _run("benchmarks/recount.py", str(plot.with_suffix(".json")), str(plot.with_suffix(".json")))
+    twice = _run("benchmarks/recount.py", str(plot.with_suffix(".json")), str(plot.with_suffix(".json")),
+                 "--plot", str(tmp_path / "h2h.png"))
+    assert (tmp_path / "h2h.png").stat().st_size > 0 and f"plot: {tmp_path / 'h2h.png'}" in twice
     for row in rows:  # a run given twice pools to twice its counts, per criterion
         w, t, lo = map(int, row[6].split("/"))
         pooled = next(ln for ln in twice.splitlines() if ln.startswith(f"pooled, {row[2]}:"))
