@@ -54,7 +54,23 @@ def test_search_dynamics_then_the_stronger_baseline(tmp_path):
         assert f"seeds {2 * w}/{2 * t}/{2 * lo} " in pooled and pooled.count("targets") == 1
 
 
-def test_recount_takes_random_search_from_another_run_on_the_same_targets(tmp_path):
+def _main(script: str, *args: str, monkeypatch, capsys) -> tuple[int, str, str]:
+    """A benchmark script's ``main`` run in this process: (exit status, stdout, stderr)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    module = __import__(script)
+    monkeypatch.setattr(sys, "argv", [f"{script}.py", *args])
+    try:
+        module.main()
+        status = 0
+    except SystemExit as stop:
+        status = stop.code if isinstance(stop.code, int) else 1
+        if isinstance(stop.code, str):
+            print(stop.code, file=sys.stderr)
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_recount_takes_random_search_from_another_run_on_the_same_targets(tmp_path, monkeypatch, capsys):
     settings = {"targets": {"t": "t1 = neg(x)"}, "budget": 2, "seeds": 2, "first_seed": 0, "probes": 1}
     evolution = {"t|evolution|pareto": [[0.0, 1.0], [0.0, 1.0]]}
 
@@ -64,43 +80,42 @@ def test_recount_takes_random_search_from_another_run_on_the_same_targets(tmp_pa
                                     "curves": evolution | {"t|random|-": random}}))
         return str(path)
 
+    def recount(*args):
+        return _main("recount", *args, monkeypatch=monkeypatch, capsys=capsys)
+
     higher = write("higher", [[2.0, 2.0], [2.0, 2.0]])
     lower = write("lower", [[0.0, 0.0], [-1.0, -1.0]])
-    alone = _run("benchmarks/recount.py", higher)
-    assert "1.000 / 2.000   0/0/2" in alone
-    swapped = _run("benchmarks/recount.py", higher, "--random-from", lower)
+    assert "1.000 / 2.000   0/0/2" in recount(higher)[1]
+    swapped = _run("benchmarks/recount.py", higher, "--random-from", lower)  # once as a user runs it
     assert "1.000 / -0.500   2/0/0" in swapped  # evolution's curves kept, random search's taken
-    other = write("other", [[0.0, 0.0], [0.0, 0.0]], seeds=3)
-    proc = subprocess.run([sys.executable, "benchmarks/recount.py", higher, "--random-from", other], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "differ in seeds: 2 against 3" in proc.stderr
+    status, _, err = recount(higher, "--random-from", write("other", [[0.0, 0.0], [0.0, 0.0]], seeds=3))
+    assert status == 2 and "differ in seeds: 2 against 3" in err
     scored_otherwise = write("scored_otherwise", [[0.0, 0.0], [0.0, 0.0]], outside_fitness="correlation")
-    proc = subprocess.run([sys.executable, "benchmarks/recount.py", higher, "--random-from", scored_otherwise],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "differ in outside_fitness: None against 'correlation'" in proc.stderr
-    proc = subprocess.run([sys.executable, "benchmarks/recount.py", higher, lower, "--random-from", lower], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "one run per curves file" in proc.stderr
+    status, _, err = recount(higher, "--random-from", scored_otherwise)
+    assert status == 2 and "differ in outside_fitness: None against 'correlation'" in err
+    status, _, err = recount(higher, lower, "--random-from", lower)
+    assert status == 2 and "one run per curves file" in err
 
 
-def test_compare_runs_pools_pairs_of_runs_seed_by_seed(tmp_path):
+def test_compare_runs_pools_pairs_of_runs_seed_by_seed(tmp_path, monkeypatch, capsys):
     def write(name, evolution, random=((0.0, 0.0), (0.0, 0.0))):
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps({"settings": {}, "curves": {"t|random|-": [list(r) for r in random],
                                                                "t|evolution|average": evolution}}))
         return str(path)
 
+    def compare(*args):
+        return _main("compare_runs", *args, monkeypatch=monkeypatch, capsys=capsys)
+
     before = write("before", [[0.0, 1.0], [0.0, 1.0]])
     after = write("after", [[0.0, 2.0], [0.0, 1.0]])  # one seed better, one the same
-    out = _run("benchmarks/compare_runs.py", before, after, before, after)
-    assert out.count("t          average") == 2 and out.strip().endswith("2/2/0 (two-sided sign test p 0.5)")
-    proc = subprocess.run([sys.executable, "benchmarks/compare_runs.py", before, after, before], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "runs come in pairs" in proc.stderr
-    other = write("other", [[0.0, 1.0], [0.0, 1.0]], random=((0.0, 5.0), (0.0, 0.0)))
-    proc = subprocess.run([sys.executable, "benchmarks/compare_runs.py", before, other], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1 and "random searches of 't' differ" in proc.stderr
+    status, out, _ = compare(before, after, before, after)
+    assert status == 0 and out.count("t          average") == 2
+    assert out.strip().endswith("average, every target and seed: 2/2/0 (two-sided sign test p 0.5)")
+    status, _, err = compare(before, after, before)
+    assert status == 2 and "runs come in pairs" in err
+    status, _, err = compare(before, write("other", [[0.0, 1.0], [0.0, 1.0]], random=((0.0, 5.0), (0.0, 0.0))))
+    assert status == 1 and "random searches of 't' differ" in err
 
 
 def test_a_margin_turns_near_equal_finals_into_ties_broken_by_who_got_there_first():
