@@ -217,12 +217,17 @@ class Searcher:
         self._retry = deque((g, p) for g, p in self._retry if g.key != record.key)
         if is_transient(record.status, record.stage):
             self._attempts[record.key] += 1
-            if self._attempts[record.key] < self.max_attempts:
-                self._retry.append((Genome.parse(record.genome), record.parent))
-                return
+        if not self._kept(record):
+            self._retry.append((Genome.parse(record.genome), record.parent))
+            return
         self._by_key.setdefault(record.key, record.ordinal)
         if record.fingerprint is not None:
             self._cache.add(_as_signature(record.fingerprint), record.ordinal)
+
+    def _kept(self, record: Record) -> bool:
+        """True when ``record``'s verdict is the layer's last: a deterministic one, or a transient
+        one whose ``max_attempts`` are spent (its attempts counted by :meth:`_append`)."""
+        return not is_transient(record.status, record.stage) or self._attempts[record.key] >= self.max_attempts
 
     # -- state ---------------------------------------------------------------------------
 
@@ -431,8 +436,7 @@ class Evolution(Searcher):
         super()._append(record)
         may_join = record.objectives is not None or (
             self.window_rejected and not is_transient(record.status, record.stage))
-        if self.adaptive_immigration and self._qualified >= self.min_window and (
-                not is_transient(record.status, record.stage) or self._attempts[record.key] >= self.max_attempts):
+        if self.adaptive_immigration and self._qualified >= self.min_window and self._kept(record):
             self._score_ask(record)  # a transient verdict counts once its retries are spent
         if not may_join:
             return
