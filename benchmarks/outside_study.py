@@ -154,9 +154,9 @@ left of evolution's lead is its selection and mutation, not those priors."""
 
 def evolution_options(settings: dict) -> dict:
     """The ``Evolution`` keywords that ``settings`` turns on, in ``EVOLUTION_OPTIONS``'s order, then
-    ``immigration`` when it is not 0."""
+    ``immigration`` and ``preselect`` when they are not 0."""
     chosen = {keyword: value for key, (keyword, value, _) in EVOLUTION_OPTIONS.items() if settings.get(key)}
-    return chosen | ({"immigration": settings["immigration"]} if settings.get("immigration") else {})
+    return chosen | {key: settings[key] for key in ("immigration", "preselect") if settings.get(key)}
 
 
 def make_search(algorithm: str, criterion: str, seed: int, args: dict) -> RandomSearch | Evolution:
@@ -217,6 +217,9 @@ def main() -> None:
     ap.add_argument("--immigration", type=float, default=0.0,
                     help="a study of an option: Evolution(immigration=P), which answers that share of the asks "
                          "after the founders with a fresh random genome instead of a mutant (default 0)")
+    ap.add_argument("--preselect", type=int, default=0,
+                    help="a study of an option: Evolution(preselect=K), which draws K proposals per ask after the "
+                         "founders and evaluates the one a behaviour model rates highest (default 0: off)")
     ap.add_argument("--baseline", choices=sorted(BASELINES), default="paper",
                     help="paper: RandomSearch() with its defaults (the paper's baseline, the default); strong: "
                          "RandomSearch(require_x=True, screen=True), whose layers all read x and pass the static "
@@ -229,6 +232,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.batch < 1:
         ap.error(f"--batch must be at least 1, got {args.batch}")
+    if args.preselect < 0:
+        ap.error(f"--preselect must be 0 (off) or a number of proposals, got {args.preselect}")
     if not 0.0 <= args.immigration < 1.0:
         ap.error(f"--immigration must be in [0, 1), got {args.immigration}")
     criteria = args.criteria.split(",")
@@ -236,7 +241,7 @@ def main() -> None:
     settings = {"budget": args.budget, "population": args.population, "tournament": args.tournament,
                 "probes": args.probes, **{key: getattr(args, key) for key in EVOLUTION_OPTIONS},
                 "outside_fitness": args.fitness, "batch": args.batch, "baseline": args.baseline,
-                "immigration": args.immigration}
+                "immigration": args.immigration, "preselect": args.preselect}
     formula = FITNESS[args.fitness].formula
     print(f"fitness {formula} on N(0, 1) probes {', '.join(map(str, SHAPES[:args.probes]))}, one "
           f"objective each; budget {args.budget}; {args.seeds} seeds "

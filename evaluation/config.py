@@ -102,6 +102,7 @@ class SearchConfig:
     parsimony: bool = False  # of tournament members that score the same, only the smallest live graph competes
     distinct: bool = False  # a candidate scoring exactly as a window member stays out of the window (recorded)
     adaptive_immigration: bool = False  # choose a mutant or a fresh random genome by how often each beat the window
+    preselect: int = 0  # proposals drawn per ask, the one a behaviour model rates highest evaluated (0: off)
     batch_stats: bool = True  # False: the batch-independent ("S") search space
     max_nodes: int = 10  # intermediate nodes of random graphs (paper: 10)
     budget: int = 1000  # finished evaluations, duplicates excluded
@@ -271,6 +272,8 @@ def _check_search(cfg: SearchConfig) -> None:
         raise ConfigError(f"search.mutation_repeat must be in [0, 1), got {cfg.mutation_repeat!r}")
     if not 0.0 <= cfg.crossover < 1.0:
         raise ConfigError(f"search.crossover must be in [0, 1), got {cfg.crossover!r}")
+    if cfg.preselect < 0:
+        raise ConfigError(f"search.preselect must be 0 (off) or a number of proposals per ask, got {cfg.preselect!r}")
     if cfg.flat_tournament not in FLAT_TOURNAMENT:
         raise ConfigError(f"search.flat_tournament must be {' or '.join(FLAT_TOURNAMENT)}, "
                           f"got {cfg.flat_tournament!r}")

@@ -60,7 +60,8 @@ def make_searcher(cfg: SearchConfig) -> Searcher:
                          mutation_repeat=cfg.mutation_repeat, flat_tournament=cfg.flat_tournament,
                          require_x=cfg.require_x, min_window=cfg.min_window or None, screen=cfg.screen,
                          crossover=cfg.crossover, parsimony=cfg.parsimony, distinct=cfg.distinct,
-                         adaptive_immigration=cfg.adaptive_immigration, seed=cfg.seed, space=space)
+                         adaptive_immigration=cfg.adaptive_immigration, preselect=cfg.preselect,
+                         seed=cfg.seed, space=space)
     if cfg.algorithm == "random":
         return RandomSearch(seed=cfg.seed, space=space, screen=cfg.screen)
     raise ConfigError(f"unknown algorithm {cfg.algorithm!r}; valid: {', '.join(ALGORITHMS)}")

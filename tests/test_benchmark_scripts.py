@@ -268,6 +268,8 @@ def test_outside_study_options_reach_the_searcher_and_nothing_else():
     assert make_search("evolution", "average", 1, {**base, "baseline": "strong"}).crossover == plain.crossover
     assert plain.immigration == 0.0
     assert make_search("evolution", "average", 1, {**base, "immigration": 0.25}).immigration == 0.25
+    assert plain.preselect == 0
+    assert make_search("evolution", "average", 1, {**base, "preselect": 8}).preselect == 8
     assert make_search("random", "-", 1, {**base, "immigration": 0.25}).kind == "random"
 
 

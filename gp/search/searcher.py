@@ -29,12 +29,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from gp import zoo
-from gp.checks import decode_signature, static_problem
+from gp.checks import SIGNATURE_SAMPLES, decode_signature, signature, static_problem
 from gp.checks import fingerprint as functional_fingerprint
 from gp.genome import Genome
 from gp.search.cache import FunctionCache
 from gp.search.engine import run_search
 from gp.search.executor import SerialExecutor
+from gp.search.model import BehaviourModel, features
 from gp.search.record import DUPLICATE, FAILED, OK, REJECTED, STATUSES, Record, ranked, sanitize
 from gp.search.selection import CRITERIA
 from gp.space import SearchSpace
@@ -44,6 +45,8 @@ Fingerprint = Callable[[Genome], str]
 MAX_DRAWS = 1000  # proposals per ask() before giving up on finding a new function
 MAX_ATTEMPTS = 2  # evaluations of a layer whose outcome was transient
 TRANSIENT_STAGES = frozenset({"budget", "error", "worker"})
+MODEL_RECORDS = 500  # the most recent records the behaviour model of ``preselect`` is fitted on
+SIGNATURE_LENGTH = 3 * SIGNATURE_SAMPLES  # values in a signature (:func:`gp.checks.signature`)
 FLAT_TOURNAMENT = ("random", "mutate")  # what an ask does when every tournament member scores the same
 
 
@@ -116,6 +119,11 @@ class Searcher:
             genome, parent = self._retry.popleft()
             if genome.key not in self.pending:
                 return self._hold(genome, parent, self.fingerprint(genome) if self.fingerprint else None)
+        return self._hold(*self._new_proposal())
+
+    def _new_proposal(self) -> tuple[Genome, str | None, str | None]:
+        """The next proposal that is new in function and passes the screen: (genome, parent key,
+        fingerprint); duplicates and screened proposals on the way are counted."""
         for _ in range(self.max_draws):
             # the full genome is kept, dead nodes included: mutation may revive them; the key, and
             # so every cache, depends on the live graph only
@@ -139,7 +147,7 @@ class Searcher:
             if self.screen and (problem := static_problem(genome)) is not None:
                 self.screened[problem] += 1
                 continue
-            return self._hold(genome, parent, fp)
+            return genome, parent, fp
         raise SearchExhausted(f"no new layer found in {self.max_draws} proposals: the space looks exhausted "
                               f"({self.duplicates} duplicates, {self.screened_out} screened out so far)")
 
@@ -359,6 +367,16 @@ class Evolution(Searcher):
     no more than draws, and a large share of the asks are draws, as in random search. The counts
     follow from the history, so a resumed search continues them.
 
+    ``preselect=K`` (K > 1) draws K proposals per ask once the founders are told, each new in
+    function and past the screen, and asks the one with the highest expected improvement under a
+    Gaussian-process model of the scores in behaviour space (:mod:`gp.search.model`): what the
+    layers output on the probe batches, which the duplicate check computes anyway. The others are
+    dropped unevaluated. A proposal that behaves like the best layers, or like nothing evaluated
+    yet, is preferred to one that behaves like a mediocre layer, so an evaluation is spent where it
+    is likeliest to improve. The model is fitted on the last ``MODEL_RECORDS`` kept records (a
+    rejected layer counts as the lowest score) and depends on the history alone, so a resumed
+    search continues exactly.
+
     Three options for studies, off by default because their pilots on the surrogate were within
     noise (docs/results.md §1.0, Tuning): ``crossover`` is the share of children grafted from the
     winners of two tournaments (:func:`gp.variation.crossover_step`) instead of mutated;
@@ -375,7 +393,7 @@ class Evolution(Searcher):
                  mutation_repeat: float = 0.5, immigration: float = 0.0, flat_tournament: str = "random",
                  require_x: bool = True, min_window: int | None = None, screen: bool = True, crossover: float = 0.0,
                  parsimony: bool = False, elite: float = 0.0, distinct: bool = False,
-                 adaptive_immigration: bool = False, **kwargs) -> None:
+                 adaptive_immigration: bool = False, preselect: int = 0, **kwargs) -> None:
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
         if not 1 <= tournament_size <= population_size:
@@ -407,6 +425,10 @@ class Evolution(Searcher):
         self.elite = elite
         self.distinct = distinct
         self.adaptive_immigration = adaptive_immigration
+        if preselect < 0:
+            raise ValueError(f"preselect must be 0 (off) or a number of proposals, got {preselect}")
+        self.preselect = preselect
+        self._features: dict[str, np.ndarray] = {}  # key -> behaviour features, for preselect
         self.paid: dict[str, list[int]] = {"mutant": [0, 0], "draw": [0, 0]}  # kind -> [paid, tried]
         if flat_tournament not in FLAT_TOURNAMENT:
             raise ValueError(f"unknown flat_tournament {flat_tournament!r}; valid: {', '.join(FLAT_TOURNAMENT)}")
@@ -427,7 +449,8 @@ class Evolution(Searcher):
                 "min_window": self.min_window, "screen": self.screen, "crossover": self.crossover,
                 "parsimony": self.parsimony, "distinct": self.distinct} | (
                     {"elite": self.elite} if self.elite else {}) | (
-                    {"adaptive_immigration": True} if self.adaptive_immigration else {})
+                    {"adaptive_immigration": True} if self.adaptive_immigration else {}) | (
+                    {"preselect": self.preselect} if self.preselect > 1 else {})
 
     def state(self) -> dict:
         return super().state() | {"seeded": self._seeded}
@@ -470,11 +493,48 @@ class Evolution(Searcher):
         genome = _random_genome(self.rng, self.space, self.require_x, self.max_draws)
         return pad(genome, self.space.max_nodes, self.rng, self.space)
 
-    def _propose(self) -> tuple[Genome, str | None]:
+    def ask(self) -> Genome:
+        """With ``preselect`` K > 1, once the founders are told: K new proposals, of which the one
+        with the highest expected improvement under the behaviour model is asked."""
+        if self.preselect < 2 or self._retry or self._founding():
+            return super().ask()
+        train = [r for r in self.history[-MODEL_RECORDS:] if r.objectives is not None or self._kept(r)]
+        if sum(r.objectives is not None for r in train) < 2:
+            return super().ask()
+        pool: dict[str, tuple[Genome, str | None, str | None]] = {}
+        for _ in range(self.preselect):
+            proposal = self._new_proposal()
+            pool.setdefault(proposal[0].key, proposal)
+        proposals = list(pool.values())
+        if len(proposals) > 1:
+            y = np.array([np.mean(r.objectives) if r.objectives is not None else -np.inf for r in train])
+            model = BehaviourModel(np.stack([self._behaviour(r.key, r.genome, r.fingerprint) for r in train]), y)
+            value = model.expected_improvement(np.stack([self._behaviour(g.key, g, fp) for g, _, fp in proposals]))
+            return self._hold(*proposals[int(np.argmax(value))])
+        return self._hold(*proposals[0])
+
+    def _behaviour(self, key: str, genome: Genome | str, fp: str | None) -> np.ndarray:
+        """The behaviour features of a layer (:func:`gp.search.model.features` of its signature),
+        from its fingerprint when that is a signature, cached by key."""
+        if key not in self._features:
+            try:
+                values = decode_signature(fp) if fp is not None else None
+            except ValueError:
+                values = None
+            if values is None or values.shape != (SIGNATURE_LENGTH,):
+                values = signature(genome if isinstance(genome, Genome) else Genome.parse(genome))
+            self._features[key] = features(values)
+        return self._features[key]
+
+    def _founding(self) -> bool:
+        """True while asks are founders: fewer than ``min_window`` candidates, told or in flight,
+        qualified for the window. Qualified, members or not: under ``distinct`` tied founders stay
+        out, and a fitness with few distinct values must not keep the window filling forever."""
         founders = sum(1 for _, parent, _ in self.pending.values() if parent is None)
-        # candidates that qualified for the window, members or not: under ``distinct`` tied founders
-        # stay out, and a fitness with few distinct values must not keep the window filling forever
-        if self._qualified + founders < self.min_window:
+        return self._qualified + founders < self.min_window
+
+    def _propose(self) -> tuple[Genome, str | None]:
+        if self._founding():
             if self._seeded < len(self.seed_layers):
                 self._seeded += 1
                 layer = zoo.get(self.seed_layers[self._seeded - 1])

@@ -225,11 +225,16 @@ def test_a_search_logged_before_screening_existed_resumes_without_it(tiny_config
     assert not old.screen and not make_searcher(old).screen
 
 
-def test_the_crossover_parsimony_and_adaptive_immigration_keys_reach_the_searcher(tiny_config, tmp_path):
+def test_the_crossover_parsimony_adaptive_immigration_and_preselect_keys_reach_the_searcher(tiny_config, tmp_path):
     path = tmp_path / "search.toml"
     path.write_text(tiny_config.read_text().replace("[search]\n", "[search]\ncrossover = 0.25\nparsimony = true\n"
-                                                           "adaptive_immigration = true\n", 1))
+                                                           "adaptive_immigration = true\npreselect = 6\n", 1))
     searcher = make_searcher(cfgmod.load_search(str(path)))
     assert searcher.crossover == 0.25 and searcher.parsimony and searcher.adaptive_immigration
+    assert searcher.preselect == 6
     default = make_searcher(cfgmod.load_search(str(tiny_config)))
     assert default.crossover == 0.0 and not default.parsimony and not default.adaptive_immigration
+    assert default.preselect == 0
+    path.write_text(tiny_config.read_text().replace("[search]\n", "[search]\npreselect = -2\n", 1))
+    with pytest.raises(cfgmod.ConfigError, match="search.preselect .*-2"):
+        cfgmod.load_search(str(path))

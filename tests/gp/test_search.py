@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gp import Genome, zoo
-from gp.checks import decode_signature, static_problem
+from gp.checks import decode_signature, signature, static_problem
 from gp.search import (
     Evolution,
     RandomSearch,
@@ -20,6 +20,8 @@ from gp.search import (
 )
 from gp.search.cache import same_function
 from gp.search.engine import Outcome, SerialExecutor
+from gp.search.model import BehaviourModel, features
+from gp.search.searcher import MODEL_RECORDS
 from gp.search.surrogate import SHAPES, Surrogate
 from gp.variation import crossover_step
 
@@ -601,3 +603,39 @@ def test_a_single_number_is_one_objective_and_a_non_number_is_refused_keeping_th
     assert genome.key in ev.pending  # nothing lost: it can still be told
     assert ev.tell(genome, [0.75]).objectives == (0.75,) and len(ev.history) == 5
     assert len(Evolution(10, 3, seed=1).run(lambda g: len(str(g)) / 1000, 20)) == 20  # run() takes one too
+
+
+def test_preselect_asks_the_proposal_the_behaviour_model_rates_highest(surrogate):
+    ev = Evolution(10, 3, seed=11, preselect=5)
+    ev.run(surrogate, 30)
+    twin = Searcher.from_state(json.loads(json.dumps(ev.state())))
+    proposals = [twin._new_proposal() for _ in range(5)]  # what ev's next ask draws, in order
+    train = ev.history[-MODEL_RECORDS:]  # every verdict here is deterministic: all are kept
+    assert any(r.objectives is None for r in train)  # a rejected layer is the lowest score there is
+    model = BehaviourModel(np.stack([features(signature(Genome.parse(r.genome))) for r in train]),
+                           np.array([-np.inf if r.objectives is None else np.mean(r.objectives) for r in train]))
+    rated = model.expected_improvement(np.stack([features(signature(g)) for g, _, _ in proposals]))
+    asked = ev.ask()
+    assert len({g.key for g, _, _ in proposals}) == 5
+    assert asked.key == proposals[int(np.argmax(rated))][0].key
+    assert ev.pending[asked.key][1] == proposals[int(np.argmax(rated))][1]  # its parent is recorded
+
+
+def test_preselect_is_reproducible_and_resumes_identically(surrogate):
+    runs = [Evolution(10, 3, seed=4, preselect=4) for _ in range(2)]
+    for ev in runs:
+        ev.run(surrogate, 40)
+    assert runs[0].history == runs[1].history
+    assert runs[0].state()["params"]["preselect"] == 4 and "preselect" not in Evolution(10, 3).state()["params"]
+    resumed = Searcher.from_state(json.loads(json.dumps(runs[0].state())))
+    run_search(runs[0], SerialExecutor(surrogate), 55)
+    run_search(resumed, SerialExecutor(surrogate), 55)
+    assert resumed.history == runs[0].history
+    founders = runs[0].history[:10]
+    assert all(r.parent is None for r in founders)  # founders are drawn as without it
+    assert Evolution(10, 3, seed=4).run(surrogate, 10) == founders
+
+
+def test_preselect_must_not_be_negative():
+    with pytest.raises(ValueError, match="preselect .* -1"):
+        Evolution(10, 3, preselect=-1)
