@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ import numpy as np
 from analysis.nearness import nearness, parts
 from analysis.plots import best_so_far
 from analysis.stats import sign_test as sign_test_p
+from evaluation.progress import ProgressLine
 from gp import Genome, probe, random_genome, zoo
 from gp.search import Evolution, RandomSearch
 from gp.search.surrogate import Surrogate
@@ -96,14 +98,34 @@ def run_one(job: tuple) -> tuple[tuple, list[float], int, list[int], tuple[float
 def run_searches(run_one, chosen: dict[str, Genome], criteria: list[str], seeds: range, settings: dict,
                  workers: int) -> list:
     """``run_one`` on every (target, seed) for random search and for evolution with each criterion,
-    in that order, on ``workers`` spawned processes; the results in the same order."""
+    in that order, on ``workers`` spawned processes; the results in the same order. A progress
+    line on stderr counts the finished searches and estimates the time left."""
     jobs = []
     for name, g in chosen.items():
         for seed in seeds:
             jobs.append((name, str(g), "random", "-", seed, settings))
             jobs += [(name, str(g), "evolution", c, seed, settings) for c in criteria]
+    line, start, results = ProgressLine(interval=30.0), time.monotonic(), {}
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return pool.map(run_one, jobs, chunksize=1)
+        for i, result in pool.imap_unordered(_Numbered(run_one), enumerate(jobs), chunksize=1):
+            results[i] = result
+            elapsed = time.monotonic() - start
+            left = elapsed / len(results) * (len(jobs) - len(results))
+            line.show(f"searches {len(results)}/{len(jobs)}, {elapsed / 60:.1f} min, about {left / 60:.0f} min left",
+                      force=len(results) == len(jobs))
+    line.done()
+    return [results[i] for i in range(len(jobs))]
+
+
+class _Numbered:
+    """``run_one`` on a numbered job, returning the number with the result (for ``imap_unordered``)."""
+
+    def __init__(self, run_one) -> None:
+        self.run_one = run_one
+
+    def __call__(self, numbered: tuple[int, tuple]) -> tuple[int, object]:
+        i, job = numbered
+        return i, self.run_one(job)
 
 
 def save_curves(path: Path, settings: dict, chosen: dict[str, Genome], curves: dict[tuple, list]) -> None:

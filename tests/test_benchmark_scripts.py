@@ -15,9 +15,12 @@ from gp import Genome
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(*args: str) -> str:
+def _run(*args: str, stderr: list[str] | None = None) -> str:
+    """A script's stdout; its stderr is appended to ``stderr`` when one is given."""
     proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+    if stderr is not None:
+        stderr.append(proc.stderr)
     return proc.stdout
 
 
@@ -308,9 +311,12 @@ def test_outside_study_scores_the_target_zero_and_compares_searches_end_to_end(t
     assert fitness(Genome.parse("t1 = exp(x); t2 = exp(t1); t3 = exp(t2)")) is None  # overflows: rejected
     with pytest.raises(ValueError, match="no usable output"):
         NormalisedError(Genome.parse("t1 = mul(x, zero)"))  # the zero output
-    plot = tmp_path / "outside.png"
+    plot, err = tmp_path / "outside.png", []
     out = _run("benchmarks/outside_study.py", "--budget", "40", "--seeds", "2", "--targets", "b0",
-               "--population", "10", "--tournament", "3", "--workers", "1", "--plot", str(plot))
+               "--population", "10", "--tournament", "3", "--workers", "1", "--preselect", "4", "--plot", str(plot),
+               stderr=err)
+    assert "searches 6/6, " in err[0] and "min left" in err[0]  # the last progress line, always shown
+    assert "preselect=4" in out.splitlines()[0]
     rows = [line.split() for line in out.splitlines() if line.startswith("b0 ")]
     assert [r[1] for r in rows] == ["pareto", "average"]
     assert all(re.fullmatch(r"\d+/\d+/\d+", r[5]) and sum(map(int, r[5].split("/"))) == 2 for r in rows)
