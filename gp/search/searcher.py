@@ -375,7 +375,9 @@ class Evolution(Searcher):
     yet, is preferred to one that behaves like a mediocre layer, so an evaluation is spent where it
     is likeliest to improve. The model is fitted on the last ``MODEL_RECORDS`` kept records (a
     rejected layer counts as the lowest score) and depends on the history alone, so a resumed
-    search continues exactly.
+    search continues exactly. Off by default: with K = 8 on two outside-study sets it preferred
+    novel behaviour over refinement and lost to the defaults, 108 seeds to 146
+    (docs/results.md §1.0q).
 
     Three options for studies, off by default because their pilots on the surrogate were within
     noise (docs/results.md §1.0, Tuning): ``crossover`` is the share of children grafted from the
