@@ -105,27 +105,16 @@ def run_searches(run_one, chosen: dict[str, Genome], criteria: list[str], seeds:
         for seed in seeds:
             jobs.append((name, str(g), "random", "-", seed, settings))
             jobs += [(name, str(g), "evolution", c, seed, settings) for c in criteria]
-    line, start, results = ProgressLine(interval=30.0), time.monotonic(), {}
+    line, start, results = ProgressLine(interval=30.0), time.monotonic(), []
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        for i, result in pool.imap_unordered(_Numbered(run_one), enumerate(jobs), chunksize=1):
-            results[i] = result
+        for result in pool.imap(run_one, jobs, chunksize=1):  # in order: the count waits on a slow earlier job
+            results.append(result)
             elapsed = time.monotonic() - start
             left = elapsed / len(results) * (len(jobs) - len(results))
             line.show(f"searches {len(results)}/{len(jobs)}, {elapsed / 60:.1f} min, about {left / 60:.0f} min left",
                       force=len(results) == len(jobs))
     line.done()
-    return [results[i] for i in range(len(jobs))]
-
-
-class _Numbered:
-    """``run_one`` on a numbered job, returning the number with the result (for ``imap_unordered``)."""
-
-    def __init__(self, run_one) -> None:
-        self.run_one = run_one
-
-    def __call__(self, numbered: tuple[int, tuple]) -> tuple[int, object]:
-        i, job = numbered
-        return i, self.run_one(job)
+    return results
 
 
 def save_curves(path: Path, settings: dict, chosen: dict[str, Genome], curves: dict[tuple, list]) -> None:

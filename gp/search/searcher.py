@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from gp import zoo
-from gp.checks import SIGNATURE_SAMPLES, decode_signature, signature, static_problem
+from gp.checks import decode_signature, signature, static_problem
 from gp.checks import fingerprint as functional_fingerprint
 from gp.genome import Genome
 from gp.search.cache import FunctionCache
@@ -46,7 +46,6 @@ MAX_DRAWS = 1000  # proposals per ask() before giving up on finding a new functi
 MAX_ATTEMPTS = 2  # evaluations of a layer whose outcome was transient
 TRANSIENT_STAGES = frozenset({"budget", "error", "worker"})
 MODEL_RECORDS = 500  # the most recent records the behaviour model of ``preselect`` is fitted on
-SIGNATURE_LENGTH = 3 * SIGNATURE_SAMPLES  # values in a signature (:func:`gp.checks.signature`)
 FLAT_TOURNAMENT = ("random", "mutate")  # what an ask does when every tournament member scores the same
 
 
@@ -500,7 +499,7 @@ class Evolution(Searcher):
         with the highest expected improvement under the behaviour model is asked."""
         if self.preselect < 2 or self._retry or self._founding():
             return super().ask()
-        train = [r for r in self.history[-MODEL_RECORDS:] if r.objectives is not None or self._kept(r)]
+        train = [r for r in self.history[-MODEL_RECORDS:] if self._kept(r)]  # every scored record is kept
         if sum(r.objectives is not None for r in train) < 2:
             return super().ask()
         pool: dict[str, tuple[Genome, str | None, str | None]] = {}
@@ -517,13 +516,16 @@ class Evolution(Searcher):
 
     def _behaviour(self, key: str, genome: Genome | str, fp: str | None) -> np.ndarray:
         """The behaviour features of a layer (:func:`gp.search.model.features` of its signature),
-        from its fingerprint when that is a signature, cached by key."""
+        cached by key: decoded from its fingerprint when the search fingerprints by signature (the
+        default), computed otherwise."""
         if key not in self._features:
-            try:
-                values = decode_signature(fp) if fp is not None else None
-            except ValueError:
-                values = None
-            if values is None or values.shape != (SIGNATURE_LENGTH,):
+            values = None
+            if fp is not None and self.fingerprint is functional_fingerprint:
+                try:
+                    values = decode_signature(fp)
+                except ValueError:
+                    pass  # a record written before fingerprints were signatures
+            if values is None:
                 values = signature(genome if isinstance(genome, Genome) else Genome.parse(genome))
             self._features[key] = features(values)
         return self._features[key]
